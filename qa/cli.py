@@ -1,0 +1,148 @@
+"""``qa ingest | search | serve | eval``: the command line over ``qa.service``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qa.config import Settings
+from qa.errors import QAError
+from qa.retrieve import MAX_TOP_K
+from qa.serialize import search_result_json
+from qa.service import IngestOutcome, ingest, open_retriever
+from qa.types import SEARCH_MODES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if getattr(args, "index", None):
+            settings = settings.with_(index_dir=Path(args.index))
+        result: int = args.run(args, settings)
+        return result
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = commands.add_parser("ingest", help="build or update the index from source files")
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders (default: QA_CORPUS_DIR)")
+    p.add_argument("--index", help="index directory (default: QA_INDEX_DIR or ./index)")
+    p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_ingest)
+
+    p = commands.add_parser("search", help="ask a question")
+    p.add_argument("question")
+    p.add_argument("-k", "--top-k", type=int, default=5, help=f"passages, 1..{MAX_TOP_K}")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.add_argument("--index", help="index directory")
+    p.set_defaults(run=_search)
+
+    p = commands.add_parser("serve", help="start the HTTP API (builds the index if needed)")
+    p.add_argument("--host", help="bind address (default: QA_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: QA_PORT or 8000)")
+    p.add_argument("--index", help="index directory")
+    p.add_argument("--no-ingest", action="store_true", help="serve the index as it is")
+    p.set_defaults(run=_serve)
+
+    p = commands.add_parser("eval", help="evaluate retrieval on the gold set")
+    p.add_argument("--gold", type=Path, help="gold JSONL (default: QA_GOLD_PATH)")
+    p.add_argument("--modes", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES))
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--index", help="index directory")
+    p.set_defaults(run=_eval)
+    return parser
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    outcome = _run_ingest(settings, args.paths, strict=args.strict, rebuild=args.rebuild,
+                          quiet=args.quiet)
+    build = outcome.build
+    print(
+        f"index {build.generation}: {len(outcome.ingest.documents)} documents, "
+        f"{build.chunks_total} chunks ({build.chunks_embedded} embedded) in {build.seconds:.1f}s; "
+        f"added {len(build.added)}, changed {len(build.changed)}, "
+        f"removed {len(build.removed)}, unchanged {len(build.unchanged)}"
+    )
+    return 1 if outcome.ingest.errors else 0
+
+
+def _run_ingest(
+    settings: Settings, paths: Sequence[Path], *, strict: bool, rebuild: bool, quiet: bool
+) -> IngestOutcome:
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if quiet or total < 128:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        outcome = ingest(settings, paths, strict=strict, rebuild=rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for error in outcome.ingest.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return outcome
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    result = open_retriever(settings).search(args.question, top_k=args.top_k, mode=args.mode)
+    if args.json:
+        print(json.dumps(search_result_json(result), ensure_ascii=False, indent=2))
+        return 0
+    for hit in result.hits:
+        c = hit.citation
+        print(f"{hit.rank}. [{hit.score:.4f}] {c.anchor}  (lines {c.line_start}-{c.line_end})")
+        if c.section:
+            print(f"   {c.section}")
+        print("   " + " ".join(hit.text.split())[:300])
+    print(f"({result.took_ms:.1f} ms)")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api import create_app
+
+    settings = settings.with_(
+        host=args.host or settings.host, port=args.port or settings.port
+    )
+    if not args.no_ingest:
+        outcome = _run_ingest(settings, [], strict=False, rebuild=False, quiet=False)
+        print(f"index {outcome.build.generation}: {outcome.build.chunks_total} chunks",
+              file=sys.stderr)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.harness import evaluate_gold, format_report
+
+    report = evaluate_gold(open_retriever(settings), args.gold or settings.gold_path, args.modes)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Settings: every ``QA_*`` environment variable is read here, once, and passed in explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qa.errors import ConfigError
+
+DEFAULT_EMBED_MODEL = "use-multilingual-v3"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware), never less than 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    embed_model: str = DEFAULT_EMBED_MODEL
+    chunk_max_tokens: int = 256
+    chunk_overlap_sentences: int = 1
+    threads: int = 1
+    host: str = "127.0.0.1"
+    port: int = 8000
+    gold_path: Path = Path("eval/gold.jsonl")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            corpus_dir=Path(env.get("QA_CORPUS_DIR", "corpus")),
+            index_dir=Path(env.get("QA_INDEX_DIR", "index")),
+            embed_model=env.get("QA_EMBED_MODEL", DEFAULT_EMBED_MODEL).strip()
+            or DEFAULT_EMBED_MODEL,
+            chunk_max_tokens=_int(env, "QA_CHUNK_MAX_TOKENS", 256, low=16, high=8192),
+            chunk_overlap_sentences=_int(env, "QA_CHUNK_OVERLAP_SENTENCES", 1, low=0, high=16),
+            threads=_int(env, "QA_THREADS", available_cores(), low=1, high=available_cores()),
+            host=env.get("QA_HOST", "127.0.0.1"),
+            port=_int(env, "QA_PORT", 8000, low=1, high=65535),
+            gold_path=Path(env.get("QA_GOLD_PATH", "eval/gold.jsonl")),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value

@@ -1,0 +1,55 @@
+"""Domain errors raised by the library and mapped to HTTP once, in ``api/``.
+
+    QAError
+    ├── ConfigError             a QA_* setting or option has an unusable value
+    ├── DocumentParseError      a source file cannot be read or decoded
+    ├── DependencyMissingError  an optional package is not installed (message has the pip command)
+    ├── IndexNotFoundError      no built index where one was expected
+    ├── IndexMismatchError      the index was built with another model, dimension or schema
+    ├── IndexCorruptError       the index files are unreadable or inconsistent
+    ├── DocumentNotFoundError   an unknown doc_id was requested
+    └── InvalidQueryError       a question or option the retriever cannot serve
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class ConfigError(QAError):
+    pass
+
+
+class DocumentParseError(QAError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot ingest {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class DependencyMissingError(QAError):
+    pass
+
+
+class IndexNotFoundError(QAError):
+    pass
+
+
+class IndexMismatchError(QAError):
+    pass
+
+
+class IndexCorruptError(QAError):
+    pass
+
+
+class DocumentNotFoundError(QAError):
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(f"no document with doc_id {doc_id!r} in the index")
+        self.doc_id = doc_id
+
+
+class InvalidQueryError(QAError):
+    pass

@@ -1,0 +1,360 @@
+"""Build, save and load the index: FAISS (inner product over unit vectors) + BM25 + manifest.
+
+Layout under the index directory::
+
+    CURRENT              name of the generation being served (replaced atomically)
+    gen-<time>-<rand>/   manifest.json, documents.jsonl, chunks.jsonl, vectors.npy,
+                         dense.faiss, lexical/
+
+A build writes a complete new generation and only then switches ``CURRENT`` to it, so a
+reader sees the old index or the new one, never a mixture. Unchanged documents reuse the
+previous generation's chunks and vectors: re-ingesting an unchanged corpus embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.chunk import ChunkerSettings, chunk_document
+from qa.embed import Embedder, Vectors
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from qa.ingest import INGEST_VERSION
+from qa.lexical import ANALYZER_VERSION, LexicalIndex
+from qa.types import Chunk, Document, Heading
+
+SCHEMA_VERSION = 1
+_POINTER = "CURRENT"
+_EMBED_BATCH = 64
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    generation: str
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    chunks_total: int
+    chunks_embedded: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Index:
+    """A loaded generation: everything a retriever needs, immutable once loaded."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: tuple[Chunk, ...]
+    dense: Any  # faiss.Index
+    lexical: LexicalIndex
+
+    @property
+    def generation(self) -> str:
+        return self.path.name
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    pointer = index_dir / _POINTER
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    return index_dir / name if name else None
+
+
+def read_manifest(generation: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((generation / "manifest.json").read_text("utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{generation} has no manifest.json") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"manifest in {generation} is unreadable: {exc}") from None
+    return manifest
+
+
+def check_compatible(manifest: dict[str, Any], *, model_id: str, dimension: int) -> None:
+    """Raise ``IndexMismatchError`` naming both sides when the index cannot serve this model."""
+    checks = (
+        ("schema version", manifest.get("schema_version"), SCHEMA_VERSION),
+        ("embedding model", manifest.get("embed_model"), model_id),
+        ("embedding dimension", manifest.get("dimension"), dimension),
+    )
+    for what, built, wanted in checks:
+        if built != wanted:
+            raise IndexMismatchError(
+                f"index was built with {what} {built!r} but this service uses {wanted!r}; "
+                "rebuild it with `qa ingest --rebuild` or set QA_EMBED_MODEL to match"
+            )
+
+
+def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
+    generation = current_generation(index_dir)
+    if generation is None:
+        raise IndexNotFoundError(f"no index in {index_dir}; build one with `qa ingest`")
+    manifest = read_manifest(generation)
+    check_compatible(manifest, model_id=model_id, dimension=dimension)
+    _verify_checksums(generation, manifest)
+    documents = {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
+    chunks = tuple(Chunk(**row) for row in _read_jsonl(generation / "chunks.jsonl"))
+    dense = _faiss().read_index(str(generation / "dense.faiss"))
+    lexical = LexicalIndex.load(generation / "lexical")
+    if dense.ntotal != len(chunks) or dense.d != dimension or lexical.size != len(chunks):
+        raise IndexCorruptError(
+            f"{generation} is inconsistent: {len(chunks)} chunks, {dense.ntotal} vectors "
+            f"of dimension {dense.d}, {lexical.size} lexical rows"
+        )
+    return Index(generation, manifest, documents, chunks, dense, lexical)
+
+
+def build_index(
+    documents: Sequence[Document],
+    *,
+    embedder: Embedder,
+    chunker: ChunkerSettings,
+    index_dir: Path,
+    rebuild: bool = False,
+    progress: ProgressCallback | None = None,
+) -> BuildReport:
+    started = time.perf_counter()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    previous = None if rebuild else _reusable(index_dir, embedder, chunker)
+    old_hashes: dict[str, str] = previous[0] if previous else {}
+    reused: dict[str, list[tuple[Chunk, Vectors]]] = previous[1] if previous else {}
+
+    new_ids = {d.doc_id for d in documents}
+    unchanged = {d.doc_id for d in documents if old_hashes.get(d.doc_id) == d.content_hash}
+    pending = [
+        chunk
+        for document in documents
+        if document.doc_id not in unchanged
+        for chunk in chunk_document(document, chunker)
+    ]
+    fresh = _embed([c.text for c in pending], embedder, progress)
+    by_doc: dict[str, list[tuple[Chunk, Vectors]]] = {i: reused.get(i, []) for i in unchanged}
+    for chunk, vector in zip(pending, fresh, strict=True):
+        by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
+
+    chunks: list[Chunk] = []
+    rows: list[Vectors] = []
+    for document in documents:
+        for chunk, vector in by_doc.get(document.doc_id, []):
+            chunks.append(chunk)
+            rows.append(vector)
+    vectors = (
+        np.vstack(rows).astype(np.float32)
+        if rows
+        else np.zeros((0, embedder.dimension), np.float32)
+    )
+    generation = _write_generation(index_dir, documents, chunks, vectors, embedder, chunker)
+    _switch(index_dir, generation)
+    return BuildReport(
+        generation=generation.name,
+        added=tuple(sorted(new_ids - set(old_hashes))),
+        changed=tuple(sorted(i for i in new_ids & set(old_hashes) if i not in unchanged)),
+        removed=tuple(sorted(set(old_hashes) - new_ids)),
+        unchanged=tuple(sorted(unchanged)),
+        chunks_total=len(chunks),
+        chunks_embedded=len(pending),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _reusable(
+    index_dir: Path, embedder: Embedder, chunker: ChunkerSettings
+) -> tuple[dict[str, str], dict[str, list[tuple[Chunk, Vectors]]]] | None:
+    """Hashes, chunks and vectors of the current generation, if built the same way."""
+    generation = current_generation(index_dir)
+    if generation is None:
+        return None
+    try:
+        manifest = read_manifest(generation)
+        check_compatible(manifest, model_id=embedder.model_id, dimension=embedder.dimension)
+        if manifest.get("chunker") != chunker.as_dict() or not _same_pipeline(manifest):
+            return None
+        _verify_checksums(generation, manifest)
+        chunks = [Chunk(**row) for row in _read_jsonl(generation / "chunks.jsonl")]
+        vectors = np.load(generation / "vectors.npy", allow_pickle=False)
+    except (IndexCorruptError, IndexMismatchError, OSError, ValueError, TypeError):
+        return None  # anything unusable is simply rebuilt
+    if len(vectors) != len(chunks):
+        return None
+    by_doc: dict[str, list[tuple[Chunk, Vectors]]] = {}
+    for chunk, vector in zip(chunks, vectors, strict=True):
+        by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
+    hashes = {doc_id: meta["content_hash"] for doc_id, meta in manifest["documents"].items()}
+    return hashes, by_doc
+
+
+def _same_pipeline(manifest: dict[str, Any]) -> bool:
+    return bool(
+        manifest.get("ingest_version") == INGEST_VERSION
+        and manifest.get("analyzer_version") == ANALYZER_VERSION
+    )
+
+
+def _embed(texts: list[str], embedder: Embedder, progress: ProgressCallback | None) -> Vectors:
+    parts: list[Vectors] = []
+    for start in range(0, len(texts), _EMBED_BATCH):
+        parts.append(embedder.encode_passages(texts[start : start + _EMBED_BATCH]))
+        if progress:
+            progress(min(start + _EMBED_BATCH, len(texts)), len(texts))
+    return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+
+
+def _write_generation(
+    index_dir: Path,
+    documents: Sequence[Document],
+    chunks: list[Chunk],
+    vectors: Vectors,
+    embedder: Embedder,
+    chunker: ChunkerSettings,
+) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    generation = index_dir / f"gen-{stamp}-{secrets.token_hex(3)}"
+    staging = index_dir / f".staging-{generation.name}"
+    staging.mkdir()
+    try:
+        _write_jsonl(staging / "documents.jsonl", (_document_row(d) for d in documents))
+        _write_jsonl(staging / "chunks.jsonl", (asdict(c) for c in chunks))
+        np.save(staging / "vectors.npy", vectors, allow_pickle=False)
+        faiss = _faiss()
+        dense = faiss.IndexFlatIP(embedder.dimension)
+        if len(vectors):
+            dense.add(vectors)
+        faiss.write_index(dense, str(staging / "dense.faiss"))
+        LexicalIndex.build([c.text for c in chunks]).save(staging / "lexical")
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "ingest_version": INGEST_VERSION,
+            "analyzer_version": ANALYZER_VERSION,
+            "embed_model": embedder.model_id,
+            "dimension": embedder.dimension,
+            "chunker": chunker.as_dict(),
+            "documents": {
+                d.doc_id: {"content_hash": d.content_hash, "source_path": d.source_path}
+                for d in documents
+            },
+            "counts": {"documents": len(documents), "chunks": len(chunks)},
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": _checksums(staging),
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _fsync_tree(staging)
+        os.replace(staging, generation)
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return generation
+
+
+def _switch(index_dir: Path, generation: Path) -> None:
+    """Point CURRENT at ``generation`` atomically; keep the previous one for readers in flight."""
+    previous = current_generation(index_dir)
+    tmp = index_dir / f".{_POINTER}.{secrets.token_hex(4)}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(generation.name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, index_dir / _POINTER)
+    _fsync_dir(index_dir)
+    keep = {generation.name, previous.name if previous else ""}
+    for stale in index_dir.glob("gen-*"):
+        if stale.name not in keep:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    return {
+        p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def _verify_checksums(generation: Path, manifest: dict[str, Any]) -> None:
+    expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        raise IndexCorruptError(f"manifest in {generation} lists no file checksums")
+    for name, digest in expected.items():
+        path = generation / name
+        if not path.is_file():
+            raise IndexCorruptError(f"{generation.name}: {name} is missing")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise IndexCorruptError(f"{generation.name}: {name} does not match its checksum")
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for sub in [directory, *(p for p in directory.rglob("*") if p.is_dir())]:
+        _fsync_dir(sub)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _document_row(document: Document) -> dict[str, Any]:
+    return {
+        "doc_id": document.doc_id,
+        "title": document.title,
+        "source_path": document.source_path,
+        "content_hash": document.content_hash,
+        "headings": [[h.level, h.title, h.char_start] for h in document.headings],
+        "text": document.text,
+    }
+
+
+def _read_documents(path: Path) -> list[Document]:
+    return [
+        Document.create(
+            doc_id=row["doc_id"],
+            title=row["title"],
+            source_path=row["source_path"],
+            text=row["text"],
+            content_hash=row["content_hash"],
+            headings=tuple(Heading(int(lv), str(t), int(s)) for lv, t, s in row["headings"]),
+        )
+        for row in _read_jsonl(path)
+    ]
+
+
+def _write_jsonl(path: Path, rows: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{path} is unreadable: {exc}") from None

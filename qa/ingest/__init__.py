@@ -1,0 +1,92 @@
+"""Ingestion: source files -> ``Document`` with a canonical text, title and section headings.
+
+One reader per format lives beside this module; ``read_document`` picks it by suffix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import DocumentParseError
+from qa.ingest.text import read_text_document
+from qa.types import Document
+
+INGEST_VERSION = 1
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    documents: tuple[Document, ...]
+    errors: tuple[DocumentParseError, ...]
+
+
+def discover(paths: Iterable[Path]) -> Iterator[Path]:
+    """Supported files under each path (recursively, sorted, hidden files skipped)."""
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                rel = found.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if found.is_file() and found.suffix.lower() in SUPPORTED_SUFFIXES:
+                    yield found
+        elif path.exists():
+            yield path
+        else:
+            raise DocumentParseError(str(path), "no such file or directory")
+
+
+def doc_id_for(path: Path, root: Path) -> str:
+    """Stable id: the path relative to the corpus root, suffix dropped, ``/``-separated."""
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = Path(path.name)
+    return rel.with_suffix("").as_posix()
+
+
+def read_document(path: Path, root: Path) -> Document:
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        raise DocumentParseError(str(path), f"unsupported file type (supported: {supported})")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentParseError(str(path), exc.strerror or str(exc)) from None
+    return read_text_document(
+        raw,
+        doc_id=doc_id_for(path, root),
+        source_path=_display_path(path, root),
+        content_hash=hashlib.sha256(raw).hexdigest(),
+        markdown=path.suffix.lower() in (".md", ".markdown"),
+    )
+
+
+def ingest_paths(paths: Iterable[Path], root: Path, *, strict: bool = False) -> IngestReport:
+    """Read every supported file; a bad file is reported (or raised when ``strict``)."""
+    documents: dict[str, Document] = {}
+    errors: list[DocumentParseError] = []
+    for path in discover(paths):
+        try:
+            document = read_document(path, root)
+            if document.doc_id in documents:
+                other = documents[document.doc_id].source_path
+                raise DocumentParseError(str(path), f"doc_id {document.doc_id!r} already used by {other}")
+        except DocumentParseError as exc:
+            if strict:
+                raise
+            errors.append(exc)
+            continue
+        documents[document.doc_id] = document
+    return IngestReport(tuple(documents.values()), tuple(errors))
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve().parent).as_posix()
+    except ValueError:
+        return str(path)
