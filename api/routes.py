@@ -30,7 +30,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def retriever(request: Request, response: Response) -> Retriever:
-    current = request.app.state.service.require()
+    current: Retriever = request.app.state.service.require()
     response.headers["X-Index-Generation"] = current.index.generation
     return current
 

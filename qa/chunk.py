@@ -6,6 +6,7 @@ Chunks never cross a document or a section heading; consecutive chunks share
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -108,7 +109,7 @@ def chunk_document(
 
 def _section_bounds(document: Document) -> list[tuple[int, int]]:
     cuts = sorted({0, *(h.char_start for h in document.headings), len(document.text)})
-    return list(zip(cuts, cuts[1:], strict=False))
+    return list(itertools.pairwise(cuts))
 
 
 def _pack(

@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    outcome = _run_ingest(settings, args.paths, strict=args.strict, rebuild=args.rebuild,
-                          quiet=args.quiet)
+    outcome = _run_ingest(
+        settings, args.paths, strict=args.strict, rebuild=args.rebuild, quiet=args.quiet
+    )
     build = outcome.build
     print(
         f"index {build.generation}: {len(outcome.ingest.documents)} documents, "
@@ -125,13 +126,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api import create_app
 
-    settings = settings.with_(
-        host=args.host or settings.host, port=args.port or settings.port
-    )
+    settings = settings.with_(host=args.host or settings.host, port=args.port or settings.port)
     if not args.no_ingest:
         outcome = _run_ingest(settings, [], strict=False, rebuild=False, quiet=False)
-        print(f"index {outcome.build.generation}: {outcome.build.chunks_total} chunks",
-              file=sys.stderr)
+        print(
+            f"index {outcome.build.generation}: {outcome.build.chunks_total} chunks",
+            file=sys.stderr,
+        )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     return 0
 

@@ -1,14 +1,14 @@
 """Domain errors raised by the library and mapped to HTTP once, in ``api/``.
 
-    QAError
-    ├── ConfigError             a QA_* setting or option has an unusable value
-    ├── DocumentParseError      a source file cannot be read or decoded
-    ├── DependencyMissingError  an optional package is not installed (message has the pip command)
-    ├── IndexNotFoundError      no built index where one was expected
-    ├── IndexMismatchError      the index was built with another model, dimension or schema
-    ├── IndexCorruptError       the index files are unreadable or inconsistent
-    ├── DocumentNotFoundError   an unknown doc_id was requested
-    └── InvalidQueryError       a question or option the retriever cannot serve
+QAError
+├── ConfigError             a QA_* setting or option has an unusable value
+├── DocumentParseError      a source file cannot be read or decoded
+├── DependencyMissingError  an optional package is not installed (message has the pip command)
+├── IndexNotFoundError      no built index where one was expected
+├── IndexMismatchError      the index was built with another model, dimension or schema
+├── IndexCorruptError       the index files are unreadable or inconsistent
+├── DocumentNotFoundError   an unknown doc_id was requested
+└── InvalidQueryError       a question or option the retriever cannot serve
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ _NUMBER_GROUPING = re.compile(r"(?<=\d),(?=\d{3})")
 # Function words that carry no topic; single Han characters only (multi-char words are kept).
 _HAN_STOP = frozenset("的了在是和与及或而之其于也就都并对把被从向为以这那有个中上下等")
 _LATIN_STOP = frozenset(
-    "a an the of in on at to for from by with and or is are was were be been what which who whom "
-    "whose when where why how does do did has have had it its this that these those as about into "
-    "than then there their they them he she his her we our you your i me my".split()
+    """a an the of in on at to for from by with and or is are was were be been what which who
+    whom whose when where why how does do did has have had it its this that these those as about
+    into than then there their they them he she his her we our you your i me my""".split()
 )
 
 

@@ -44,13 +44,8 @@ class Retriever:
         depth = max(top_k, self.fusion.candidates)
         dense = self._dense(question, depth) if mode in ("dense", "hybrid") else {}
         lexical = self._lexical(question, depth) if mode in ("lexical", "hybrid") else {}
-        if mode == "dense":
-            ranked = _by_score(dense)
-        elif mode == "lexical":
-            ranked = _by_score(lexical)
-        else:
-            ranked = _by_score(self._fuse(dense, lexical))
-        fused = self._fuse(dense, lexical)
+        fused = self._fuse(dense, lexical) if mode == "hybrid" else {}
+        ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
         hits = tuple(
             self._hit(rank, row, score, dense, lexical, fused)
             for rank, (row, score) in enumerate(ranked[:top_k], start=1)

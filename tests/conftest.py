@@ -1,0 +1,69 @@
+"""Shared fixtures: the bundled corpus indexed once per session with the real multilingual model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import create_app
+from qa.config import Settings
+from qa.embed import Embedder
+from qa.embed.hashing import HashingEmbedder
+from qa.retrieve import Retriever
+from qa.service import ingest, open_embedder, open_retriever
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+GOLD = ROOT / "eval" / "gold.jsonl"
+CHAPTER = "indsr-2025-ch6-japan-supply-chain-security"
+NEWS = "nownews-2026-01-14-japan-g7-democratic-rare-earth-chain"
+
+
+@pytest.fixture(scope="session")
+def use_embedder() -> Embedder:
+    """The real default model (USE multilingual v3), loaded once."""
+    return open_embedder(Settings(threads=2))
+
+
+@pytest.fixture(scope="session")
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    index_dir = tmp_path_factory.mktemp("index")
+    return Settings(corpus_dir=CORPUS, index_dir=index_dir, gold_path=GOLD, threads=2)
+
+
+@pytest.fixture(scope="session")
+def corpus_retriever(corpus_settings: Settings, use_embedder: Embedder) -> Retriever:
+    """The bundled corpus, indexed with the real model in a temporary directory."""
+    ingest(corpus_settings, embedder=use_embedder, strict=True)
+    return open_retriever(corpus_settings, use_embedder)
+
+
+@pytest.fixture(scope="session")
+def client(corpus_settings: Settings, corpus_retriever: Retriever) -> Iterator[TestClient]:
+    app = create_app(corpus_settings, embedder=corpus_retriever.embedder)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def hash_embedder() -> HashingEmbedder:
+    """Fast deterministic embedder for unit tests that are not about quality."""
+    return HashingEmbedder(64)
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    """A writable corpus of three small files, one per script."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "zh.txt").write_text(
+        "第一章 稀土\n\n壹、背景\n\n日本對中國的稀土依賴很高。南鳥島海底泥含有稀土。\n", "utf-8"
+    )
+    (root / "en.md").write_text(
+        "# Steel\n\nNippon Steel bought U.S. Steel for 14.1 billion dollars.\n", "utf-8"
+    )
+    (root / "sub" / "ja.txt").write_text("レアアースの調達先を多様化する。\n", "utf-8")
+    return root

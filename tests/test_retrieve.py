@@ -1,0 +1,105 @@
+"""Retrieval on the bundled corpus with the real model: each mode finds its passages."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.retrieve import Retriever
+from tests.conftest import CHAPTER, NEWS
+
+
+def _texts(retriever: Retriever, question: str, mode: str, k: int = 5) -> list[str]:
+    return [h.text for h in retriever.search(question, top_k=k, mode=mode).hits]  # type: ignore[arg-type]
+
+
+def test_lexical_finds_exact_terms(corpus_retriever: Retriever) -> None:
+    texts = _texts(corpus_retriever, "南鳥島 稀土泥", "lexical", k=3)
+    assert all("南鳥島" in t for t in texts)
+
+
+def test_lexical_folds_simplified_to_traditional(corpus_retriever: Retriever) -> None:
+    traditional = corpus_retriever.search("日鐵收購美國鋼鐵", top_k=5, mode="lexical")
+    simplified = corpus_retriever.search("日铁收购美国钢铁", top_k=5, mode="lexical")
+    assert [h.citation.anchor for h in simplified.hits] == [
+        h.citation.anchor for h in traditional.hits
+    ]
+    assert "日鐵" in simplified.hits[0].text and "鋼鐵" in simplified.hits[0].text
+
+
+def test_lexical_folds_full_width_latin(corpus_retriever: Retriever) -> None:
+    half = corpus_retriever.search("MASGA", top_k=3, mode="lexical")
+    full = corpus_retriever.search("ＭＡＳＧＡ", top_k=3, mode="lexical")
+    assert half.hits and "MASGA" in half.hits[0].text
+    assert [h.citation.anchor for h in full.hits] == [h.citation.anchor for h in half.hits]
+
+
+def test_dense_answers_english_question_about_chinese_text(corpus_retriever: Retriever) -> None:
+    texts = _texts(
+        corpus_retriever, "Where is Japan test-mining rare earth mud from the deep sea?", "dense"
+    )
+    assert any("南鳥島" in t for t in texts)
+
+
+def test_hybrid_ranks_known_passages_first(corpus_retriever: Retriever) -> None:
+    cases = {
+        "日本重稀土進口對中國依賴度有多高？": "依賴度接近 100%",
+        "日鐵收購美國鋼鐵公司花了多少錢？": "141 億美元",
+        "韩国的MASGA计划规模多大？": "1,500 億美元",
+    }
+    for question, needle in cases.items():
+        texts = _texts(corpus_retriever, question, "hybrid", k=3)
+        assert any(needle in t for t in texts), question
+
+
+def test_hits_carry_scores_sections_and_exact_spans(corpus_retriever: Retriever) -> None:
+    result = corpus_retriever.search("製藥供應鏈韌性", top_k=8, mode="hybrid")
+    assert [h.rank for h in result.hits] == list(range(1, 9))
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    for hit in result.hits:
+        document = corpus_retriever.document(hit.citation.doc_id)
+        c = hit.citation
+        assert document.text[c.char_start : c.char_end] == hit.text
+        assert c.anchor == f"{c.doc_id}#c{c.char_start}-{c.char_end}"
+        assert "fused" in hit.scores and hit.scores["fused"] == pytest.approx(hit.score)
+        if c.doc_id == CHAPTER and c.char_start > 200:
+            assert c.section.startswith("第六章 川普 2.0 時代的日本製造業供應鏈安全重構 > ")
+    assert {h.citation.doc_id for h in result.hits} <= {CHAPTER, NEWS}
+
+
+def test_modes_report_their_own_signal(corpus_retriever: Retriever) -> None:
+    dense = corpus_retriever.search("rare earth", top_k=3, mode="dense").hits[0]
+    lexical = corpus_retriever.search("稀土", top_k=3, mode="lexical").hits[0]
+    assert dense.score == pytest.approx(dense.scores["dense"]) and -1.0 <= dense.score <= 1.0
+    assert lexical.score == pytest.approx(lexical.scores["lexical"]) and lexical.score > 0
+    assert set(dense.scores) == {"dense"} and set(lexical.scores) == {"lexical"}
+
+
+@pytest.mark.parametrize(
+    ("question", "top_k", "mode", "message"),
+    [
+        ("", 5, "hybrid", "non-whitespace"),
+        (" \n\t ", 5, "hybrid", "non-whitespace"),
+        ("稀" * 2001, 5, "hybrid", "limit is 2000"),
+        ("稀土", 0, "hybrid", "between 1 and 50"),
+        ("稀土", 51, "hybrid", "between 1 and 50"),
+        ("稀土", 5, "fuzzy", "mode must be one of"),
+    ],
+)
+def test_invalid_queries_are_rejected(
+    corpus_retriever: Retriever, question: str, top_k: int, mode: str, message: str
+) -> None:
+    with pytest.raises(InvalidQueryError, match=message):
+        corpus_retriever.search(question, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+
+
+def test_unknown_document(corpus_retriever: Retriever) -> None:
+    with pytest.raises(DocumentNotFoundError, match="nope"):
+        corpus_retriever.document("nope")
+
+
+def test_question_with_no_known_terms_still_answers_densely(corpus_retriever: Retriever) -> None:
+    result = corpus_retriever.search("zzzqqq xyzzy", top_k=3, mode="hybrid")
+    assert len(result.hits) == 3
+    assert all("lexical" not in h.scores for h in result.hits)
