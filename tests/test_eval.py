@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import GOLD
 
 from eval.harness import evaluate_gold, format_report, load_gold, relevant_chunks, score_runs
 from qa.retrieve import Retriever
 from qa.types import Chunk
-from tests.conftest import GOLD
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
 FLOORS = {"hybrid": {"recall@5": 0.85, "recall@10": 0.90, "mrr@10": 0.74}}

@@ -251,12 +251,6 @@ def test_invalid_utf8_is_reported_and_others_survive(small_corpus: Path) -> None
         ingest_paths([small_corpus], small_corpus, strict=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="qa/ingest/text.py canonical_text: with a UTF-8 BOM, UnicodeDecodeError.start is "
-    "relative to the bytes after the BOM (utf-8-sig strips it first), but the message indexes "
-    "the raw bytes, so the reported offset and byte are 3 bytes off",
-)
 def test_invalid_utf8_after_bom_names_the_bad_byte(tmp_path: Path) -> None:
     path = tmp_path / "bom-bad.txt"
     path.write_bytes(b"\xef\xbb\xbfabc\xffdef\n")
@@ -317,11 +311,6 @@ def test_markdown_headings_and_title(tmp_path: Path) -> None:
     assert doc.section_at(text.index("Intro")) == "Title"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="qa/ingest/text.py _MARKDOWN_HEADING: the optional closing #-sequence is not required "
-    "to follow a space (CommonMark), so '# C#' becomes the heading/title 'C'",
-)
 def test_markdown_heading_ending_in_hash(tmp_path: Path) -> None:
     path = tmp_path / "lang.md"
     path.write_text("# C#\n\n## F# notes\n", "utf-8")
@@ -370,3 +359,22 @@ def test_plain_text_chinese_heading_levels(tmp_path: Path) -> None:
         "第一章 供應鏈（作者） > 壹、背景 > 一、稀土 > （一）南鳥島"
     )
     assert doc.section_at(doc.text.index("貳、結論")) == "第一章 供應鏈（作者） > 貳、結論"
+
+
+def test_markdown_title_keeps_its_parenthetical(tmp_path: Path) -> None:
+    path = tmp_path / "report.md"
+    path.write_text("# Steel (2025)\n\nBody.\n", "utf-8")
+    assert ingest_paths([path], tmp_path).documents[0].title == "Steel (2025)"
+
+
+def test_markdown_code_fence_lines_are_not_headings(tmp_path: Path) -> None:
+    path = tmp_path / "code.md"
+    path.write_text("# Real\n\n```bash\n# not a heading\n```\n\n## Also real\n", "utf-8")
+    headings = ingest_paths([path], tmp_path).documents[0].headings
+    assert [h.title for h in headings] == ["Real", "Also real"]
+
+
+def test_a_file_named_twice_is_ingested_once(small_corpus: Path) -> None:
+    report = ingest_paths([small_corpus, small_corpus / "zh.txt"], small_corpus)
+    assert not report.errors
+    assert sorted(d.doc_id for d in report.documents) == ["en", "sub/ja", "zh"]

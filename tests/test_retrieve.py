@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CHAPTER, NEWS
 
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.retrieve import Retriever
-from tests.conftest import CHAPTER, NEWS
 
 
 def _texts(retriever: Retriever, question: str, mode: str, k: int = 5) -> list[str]:

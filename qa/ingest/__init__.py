@@ -25,7 +25,15 @@ class IngestReport:
 
 
 def discover(paths: Iterable[Path]) -> Iterator[Path]:
-    """Supported files under each path (recursively, sorted, hidden files skipped)."""
+    """Supported files under each path (recursively, sorted, hidden files skipped), once each."""
+    seen: set[Path] = set()
+    for found in _walk(paths):
+        if found.resolve() not in seen:
+            seen.add(found.resolve())
+            yield found
+
+
+def _walk(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             for found in sorted(path.rglob("*")):

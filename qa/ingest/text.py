@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 
@@ -17,7 +18,8 @@ _HEADING_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = (
     (3, re.compile(rf"^[{_CJK_NUM}]+、\s*\S.*$")),
     (4, re.compile(rf"^[（(][{_CJK_NUM}]+[)）]\s*\S.*$")),
 )
-_MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
+_CODE_FENCE = re.compile(r"^(```|~~~)")
 _SENTENCE_END = tuple("。，；：！？.,;!?")
 _MAX_HEADING_CHARS = 60
 _DATELINE = re.compile(r"^date\s+\d{4}-\d{2}-\d{2}\s+")
@@ -29,8 +31,9 @@ def canonical_text(raw: bytes, source: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        position = exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)
         raise DocumentParseError(
-            source, f"not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
+            source, f"not valid UTF-8 (byte {position}: {raw[position : position + 1]!r})"
         ) from None
     if "\x00" in text:
         raise DocumentParseError(source, "contains NUL bytes; is it a binary file?")
@@ -41,8 +44,11 @@ def canonical_text(raw: bytes, source: str) -> str:
 def find_headings(text: str, *, markdown: bool) -> tuple[Heading, ...]:
     headings: list[Heading] = []
     offset = 0
+    in_code = False
     for line in text.split("\n"):
-        level_title = _heading(line.strip(), markdown=markdown)
+        if markdown and _CODE_FENCE.match(line.strip()):
+            in_code = not in_code
+        level_title = None if in_code else _heading(line.strip(), markdown=markdown)
         if level_title is not None:
             level, title = level_title
             headings.append(Heading(level, title, offset + (len(line) - len(line.lstrip()))))
@@ -69,7 +75,9 @@ def guess_title(text: str, headings: tuple[Heading, ...], fallback: str) -> str:
     """Markdown H1, else the first chapter heading, else the first non-empty line."""
     for heading in headings:
         if heading.level == 1:
-            return _TRAILING_AUTHOR.sub("", heading.title).strip()
+            if _HEADING_PATTERNS[0][1].match(heading.title):  # 第六章 …（author）
+                return _TRAILING_AUTHOR.sub("", heading.title).strip()
+            return heading.title
     for line in text.split("\n"):
         line = _DATELINE.sub("", line.strip())
         if line:
