@@ -179,7 +179,7 @@ def test_every_gold_hit_resolves_to_its_source(
 def test_lexical_finds_exact_term(client: TestClient) -> None:
     hits = _search(client, "南鳥島", mode="lexical")["hits"]
     assert "南鳥島" in hits[0]["text"]
-    assert all(h["scores"].keys() == {"lexical", "fused"} for h in hits)
+    assert all("lexical" in h["scores"] and "dense" not in h["scores"] for h in hits)
 
 
 def test_lexical_folds_simplified_to_traditional(client: TestClient) -> None:
@@ -192,7 +192,7 @@ def test_lexical_folds_simplified_to_traditional(client: TestClient) -> None:
 def test_dense_is_cross_lingual(client: TestClient) -> None:
     hits = _search(client, "deep-sea rare earth mud near Minamitorishima", mode="dense")["hits"]
     assert any("南鳥島" in h["text"] for h in hits)
-    assert all("lexical" not in h["scores"] for h in hits)
+    assert all("dense" in h["scores"] and "lexical" not in h["scores"] for h in hits)
 
 
 def test_hybrid_finds_heavy_rare_earth_dependence(client: TestClient) -> None:
@@ -207,7 +207,7 @@ def test_hybrid_finds_gold_evidence_for_most_questions(client: TestClient) -> No
         hits = _search(client, row["question"], top_k=10, mode="hybrid")["hits"]
         if any(e in h["text"] for e in row["evidence"] for h in hits):
             found += 1
-    assert found >= 0.6 * len(answerable), f"{found}/{len(answerable)} with evidence in top 10"
+    assert found >= 0.8 * len(answerable), f"{found}/{len(answerable)} with evidence in top 10"
 
 
 # --- bad input --------------------------------------------------------------------------------
