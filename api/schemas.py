@@ -22,7 +22,9 @@ class SearchRequest(BaseModel):
             examples=["日本對中國重稀土的依賴有多高？"],
         ),
     ]
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="Number of passages.")] = 5
+    top_k: Annotated[
+        int, Field(ge=1, le=MAX_TOP_K, strict=True, description="Number of passages.")
+    ] = 5
     mode: SearchMode = "hybrid"
 
     @field_validator("question")
