@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.schemas import (
+    BlockPublic,
     CitationPublic,
     DocumentPublic,
     DocumentsPublic,
     DocumentSummary,
+    FootnotePublic,
     HitPublic,
     IndexPublic,
     Problem,
@@ -95,6 +97,8 @@ def get_document(doc_id: str, current: RetrieverDep) -> DocumentPublic:
     return DocumentPublic(
         **_summary(document).model_dump(),
         sections=[SectionPublic(**asdict(h)) for h in document.headings],
+        blocks=[BlockPublic(**asdict(b)) for b in document.blocks],
+        footnotes=[FootnotePublic(**asdict(f)) for f in document.footnotes],
         text=document.text,
     )
 
@@ -103,6 +107,9 @@ def _summary(document: Document) -> DocumentSummary:
     return DocumentSummary(
         doc_id=document.doc_id,
         title=document.title,
+        authors=list(document.authors),
+        date=document.date,
+        format=document.format,
         source_path=document.source_path,
         content_hash=document.content_hash,
         chars=len(document.text),

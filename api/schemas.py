@@ -35,15 +35,32 @@ class SearchRequest(BaseModel):
         return value
 
 
+class FootnotePublic(BaseModel):
+    n: int
+    text: str
+    urls: list[str]
+    refers_to: list[int] = Field(description="Notes a cross-reference (同註 14) names.")
+    char_start: int = Field(description="Where the definition sits in the document text.")
+    char_end: int
+
+
 class CitationPublic(BaseModel):
     doc_id: str
     title: str
-    section: str
+    section: str = Field(description="Heading path, outermost first, joined by ' > '.")
     char_start: int
     char_end: int
-    line_start: int
+    line_start: int = Field(description="1-based line of the source file.")
     line_end: int
-    anchor: str
+    anchor: str = Field(description="doc_id#c<char_start>-<char_end>")
+    kind: str = Field(description="body, footnotes or author")
+    page: int | None = Field(description="PDF page of the passage start (null otherwise).")
+    page_end: int | None
+    authors: list[str]
+    date: str | None
+    footnotes: list[FootnotePublic] = Field(
+        description="Notes the passage's markers cite, each followed by the notes it refers to."
+    )
 
 
 class HitPublic(BaseModel):
@@ -67,9 +84,20 @@ class SectionPublic(BaseModel):
     char_start: int
 
 
+class BlockPublic(BaseModel):
+    kind: str = Field(
+        description="body, footnotes, author, front, toc, boilerplate, more-reports or related"
+    )
+    char_start: int
+    char_end: int
+
+
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
+    authors: list[str]
+    date: str | None
+    format: str
     source_path: str
     content_hash: str
     chars: int
@@ -77,6 +105,8 @@ class DocumentSummary(BaseModel):
 
 class DocumentPublic(DocumentSummary):
     sections: list[SectionPublic]
+    blocks: list[BlockPublic]
+    footnotes: list[FootnotePublic]
     text: str
 
 

@@ -1,7 +1,8 @@
 """Score retrieval on the gold set with ranx metrics, per mode and per question language.
 
-A retrieved passage is relevant when it contains one of the question's evidence strings
-(whitespace ignored), so the gold set does not depend on chunk ids or chunk sizes.
+A retrieved passage is relevant when it, or a footnote its citation carries, contains one of
+the question's evidence strings (whitespace ignored): the gold set does not depend on chunk ids
+or chunk sizes, and a question answered by a footnote is answered by any passage citing it.
 ``recall@k`` here is the share of answerable questions with a relevant passage in the top k
 (ranx ``hit_rate@k``): the question a reader asks is "is the answer among the first k?".
 """
@@ -12,7 +13,7 @@ import json
 import statistics
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from qa.retrieve import Retriever
-from qa.types import Chunk, SearchMode
+from qa.types import Chunk, Document, SearchMode
 
 DEPTH = 10
 METRICS = {
@@ -73,15 +74,20 @@ def _compact(text: str) -> str:
     return "".join(text.split())
 
 
-def relevant_chunks(question: GoldQuestion, chunks: Iterable[Chunk]) -> set[str]:
-    """Anchors of the chunks that contain any of the question's evidence strings."""
+def relevant_chunks(
+    question: GoldQuestion, chunks: Iterable[Chunk], documents: Mapping[str, Document]
+) -> set[str]:
+    """Anchors of the chunks whose text or cited footnotes contain an evidence string."""
     needles = [_compact(e) for e in question.evidence if e.strip()]
-    return {
-        c.anchor
-        for c in chunks
-        if (question.doc_id is None or c.doc_id == question.doc_id)
-        and any(n in _compact(c.text) for n in needles)
-    }
+    relevant = set()
+    for chunk in chunks:
+        if question.doc_id is not None and chunk.doc_id != question.doc_id:
+            continue
+        notes = documents[chunk.doc_id].footnotes_for(chunk.footnotes) if chunk.footnotes else ()
+        shown = _compact(chunk.text + "".join(note.text for note in notes))
+        if any(n in shown for n in needles):
+            relevant.add(chunk.anchor)
+    return relevant
 
 
 def score_runs(
@@ -110,7 +116,10 @@ def evaluate_gold(
 ) -> dict[str, Any]:
     questions = load_gold(gold_path)
     answerable = [q for q in questions if q.answerable]
-    qrels = {q.id: {a: 1 for a in relevant_chunks(q, retriever.index.chunks)} for q in answerable}
+    index = retriever.index
+    qrels = {
+        q.id: {a: 1 for a in relevant_chunks(q, index.chunks, index.documents)} for q in answerable
+    }
     missing = sorted(q for q, rel in qrels.items() if not rel)
     qrels = {q: rel for q, rel in qrels.items() if rel}
     report: dict[str, Any] = {

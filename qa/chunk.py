@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from qa.errors import ConfigError, DependencyMissingError
-from qa.types import Chunk, Document
+from qa.types import INDEXED_KINDS, Chunk, Document
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 _CLOSERS = "」』）)\"'”’》〉】⁰¹²³⁴⁵⁶⁷⁸⁹"
 # A sentence ends after CJK/Latin terminators (plus closing quotes and footnote superscripts);
 # a full stop only counts when whitespace follows, so 2.5 and U.S. stay whole.
@@ -88,7 +88,7 @@ def chunk_document(
 ) -> list[Chunk]:
     tokenizer = tokenizer or cl100k_base()
     chunks: list[Chunk] = []
-    for start, end in _section_bounds(document):
+    for kind, start, end in _bounds(document):
         for chunk_start, chunk_end in _pack(document.text, start, end, settings, tokenizer):
             chunk_text = document.text[chunk_start:chunk_end]
             chunks.append(
@@ -102,14 +102,40 @@ def chunk_document(
                     section=document.section_at(chunk_start),
                     n_tokens=len(tokenizer.encode(chunk_text)),
                     text=chunk_text,
+                    kind=kind,
+                    page_start=document.page_of(chunk_start),
+                    page_end=document.page_of(chunk_end - 1),
+                    footnotes=_cited_notes(document, kind, chunk_start, chunk_end),
                 )
             )
     return chunks
 
 
-def _section_bounds(document: Document) -> list[tuple[int, int]]:
-    cuts = sorted({0, *(h.char_start for h in document.headings), len(document.text)})
-    return list(itertools.pairwise(cuts))
+def _bounds(document: Document) -> list[tuple[str, int, int]]:
+    """Indexed blocks, cut again at every heading: a chunk stays inside one section."""
+    heading_starts = [h.char_start for h in document.headings]
+    bounds: list[tuple[str, int, int]] = []
+    for block in document.blocks:
+        if block.kind not in INDEXED_KINDS:
+            continue
+        inner = [s for s in heading_starts if block.char_start < s < block.char_end]
+        cuts = [block.char_start, *inner, block.char_end]
+        bounds.extend((block.kind, a, b) for a, b in itertools.pairwise(cuts))
+    return bounds
+
+
+def _cited_notes(document: Document, kind: str, start: int, end: int) -> tuple[int, ...]:
+    """Notes a passage points to: its markers, or for footnote text, its cross-references."""
+    if kind == "footnotes":
+        named = [
+            r
+            for f in document.footnotes
+            if f.char_start < end and start < f.char_end
+            for r in f.refers_to
+        ]
+    else:
+        named = [n for offset, n in document.markers if start <= offset < end]
+    return tuple(dict.fromkeys(named))
 
 
 def _pack(

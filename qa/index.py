@@ -32,9 +32,9 @@ from qa.embed import Embedder, Vectors
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
-from qa.types import Chunk, Document, Heading
+from qa.types import Block, Chunk, Document, Footnote, Heading
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _POINTER = "CURRENT"
 _EMBED_BATCH = 64
 ProgressCallback = Callable[[int, int], None]
@@ -115,7 +115,7 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
     check_compatible(manifest, model_id=model_id, dimension=dimension)
     _verify_checksums(generation, manifest)
     documents = {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
-    chunks = tuple(Chunk(**row) for row in _read_jsonl(generation / "chunks.jsonl"))
+    chunks = tuple(_read_chunks(generation / "chunks.jsonl"))
     dense = _faiss().read_index(str(generation / "dense.faiss"))
     lexical = LexicalIndex.load(generation / "lexical")
     if dense.ntotal != len(chunks) or dense.d != dimension or lexical.size != len(chunks):
@@ -192,7 +192,7 @@ def _reusable(
         if manifest.get("chunker") != chunker.as_dict() or not _same_pipeline(manifest):
             return None
         _verify_checksums(generation, manifest)
-        chunks = [Chunk(**row) for row in _read_jsonl(generation / "chunks.jsonl")]
+        chunks = _read_chunks(generation / "chunks.jsonl")
         vectors = np.load(generation / "vectors.npy", allow_pickle=False)
     except (IndexCorruptError, IndexMismatchError, OSError, ValueError, TypeError):
         return None  # anything unusable is simply rebuilt
@@ -322,28 +322,39 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _document_row(document: Document) -> dict[str, Any]:
-    return {
-        "doc_id": document.doc_id,
-        "title": document.title,
-        "source_path": document.source_path,
-        "content_hash": document.content_hash,
-        "headings": [[h.level, h.title, h.char_start] for h in document.headings],
-        "text": document.text,
-    }
+    row = asdict(document)
+    row.pop("_run_starts", None)
+    return row
 
 
 def _read_documents(path: Path) -> list[Document]:
-    return [
-        Document.create(
-            doc_id=row["doc_id"],
-            title=row["title"],
-            source_path=row["source_path"],
-            text=row["text"],
-            content_hash=row["content_hash"],
-            headings=tuple(Heading(int(lv), str(t), int(s)) for lv, t, s in row["headings"]),
+    documents = []
+    for row in _read_jsonl(path):
+        row.pop("_run_starts", None)
+        documents.append(
+            Document(
+                **{
+                    **row,
+                    "authors": tuple(row["authors"]),
+                    "headings": tuple(Heading(**h) for h in row["headings"]),
+                    "blocks": tuple(Block(**b) for b in row["blocks"]),
+                    "footnotes": tuple(
+                        Footnote(
+                            **{**f, "urls": tuple(f["urls"]), "refers_to": tuple(f["refers_to"])}
+                        )
+                        for f in row["footnotes"]
+                    ),
+                    "markers": tuple((int(o), int(n)) for o, n in row["markers"]),
+                    "line_runs": tuple((int(o), int(n)) for o, n in row["line_runs"]),
+                    "page_runs": tuple((int(o), int(n)) for o, n in row["page_runs"]),
+                }
+            )
         )
-        for row in _read_jsonl(path)
-    ]
+    return documents
+
+
+def _read_chunks(path: Path) -> list[Chunk]:
+    return [Chunk(**{**row, "footnotes": tuple(row["footnotes"])}) for row in _read_jsonl(path)]
 
 
 def _write_jsonl(path: Path, rows: Any) -> None:

@@ -120,6 +120,12 @@ class Retriever:
             line_start=chunk.line_start,
             line_end=chunk.line_end,
             anchor=chunk.anchor,
+            kind=chunk.kind,
+            page=chunk.page_start,
+            page_end=chunk.page_end,
+            authors=document.authors,
+            date=document.date,
+            footnotes=document.footnotes_for(chunk.footnotes),
         )
 
 

@@ -9,6 +9,12 @@ from typing import Literal
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 
+# Block kinds. Only INDEXED_KINDS become chunks; the rest stay in the document, labelled.
+BlockKind = Literal[
+    "body", "footnotes", "author", "front", "toc", "boilerplate", "more-reports", "related"
+]
+INDEXED_KINDS: frozenset[str] = frozenset({"body", "footnotes", "author"})
+
 
 @dataclass(frozen=True)
 class Heading:
@@ -20,34 +26,71 @@ class Heading:
 
 
 @dataclass(frozen=True)
+class Block:
+    """A labelled span of the canonical text; chunks never cross a block boundary."""
+
+    kind: str
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class Footnote:
+    """A footnote definition; ``refers_to`` lists the notes a cross-reference (同註 14) names."""
+
+    n: int
+    text: str
+    urls: tuple[str, ...]
+    refers_to: tuple[int, ...]
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
 class Document:
-    """One source file, reduced to a canonical text that every citation offset points into."""
+    """One source file, reduced to a canonical text that every citation offset points into.
+
+    The canonical text is cleaned (footnote definitions moved to the end of their section,
+    sentences cut by page breaks joined); ``line_runs`` and ``page_runs`` map its offsets back to
+    lines (and PDF pages) of the source, as sorted ``(canonical offset, line or page)`` pairs.
+    """
 
     doc_id: str
     title: str
     source_path: str
     text: str
     content_hash: str
+    format: str = "text"
+    authors: tuple[str, ...] = ()
+    date: str | None = None
     headings: tuple[Heading, ...] = ()
-    _newlines: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    blocks: tuple[Block, ...] = ()
+    footnotes: tuple[Footnote, ...] = ()
+    markers: tuple[tuple[int, int], ...] = ()  # (offset, footnote number) in body text
+    line_runs: tuple[tuple[int, int], ...] = ()
+    page_runs: tuple[tuple[int, int], ...] = ()
+    _run_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
-    @classmethod
-    def create(
-        cls,
-        *,
-        doc_id: str,
-        title: str,
-        source_path: str,
-        text: str,
-        content_hash: str,
-        headings: tuple[Heading, ...] = (),
-    ) -> Document:
-        newlines = tuple(i for i, ch in enumerate(text) if ch == "\n")
-        return cls(doc_id, title, source_path, text, content_hash, headings, newlines)
+    def __post_init__(self) -> None:
+        if not self.line_runs:  # verbatim text: every newline starts the next source line
+            runs = [(0, 1)] + [(i + 1, n) for n, i in enumerate(_newlines(self.text), start=2)]
+            object.__setattr__(self, "line_runs", tuple(runs))
+        if not self.blocks:
+            object.__setattr__(self, "blocks", (Block("body", 0, len(self.text)),))
+        object.__setattr__(self, "_run_starts", tuple(start for start, _ in self.line_runs))
 
     def line_of(self, offset: int) -> int:
         """1-based line of the source file that holds the character at ``offset``."""
-        return bisect.bisect_right(self._newlines, offset - 1) + 1 if offset > 0 else 1
+        index = bisect.bisect_right(self._run_starts, offset) - 1
+        start, line = self.line_runs[max(index, 0)]
+        return line + self.text.count("\n", start, max(offset, start))
+
+    def page_of(self, offset: int) -> int | None:
+        """1-based PDF page of ``offset`` (None for sources without pages)."""
+        if not self.page_runs:
+            return None
+        index = bisect.bisect_right([s for s, _ in self.page_runs], offset) - 1
+        return self.page_runs[max(index, 0)][1]
 
     def section_at(self, offset: int) -> str:
         """Heading path (``outer > inner``) in force at ``offset``; empty before any heading."""
@@ -58,6 +101,25 @@ class Document:
             path = [h for h in path if h.level < heading.level]
             path.append(heading)
         return " > ".join(h.title for h in path)
+
+    def footnote(self, n: int) -> Footnote | None:
+        return next((f for f in self.footnotes if f.n == n), None)
+
+    def footnotes_for(self, numbers: tuple[int, ...]) -> tuple[Footnote, ...]:
+        """The notes named, each followed by the notes its cross-references name."""
+        ordered: list[Footnote] = []
+        for n in numbers:
+            note = self.footnote(n)
+            if note is None:
+                continue
+            for item in (note, *(self.footnote(r) for r in note.refers_to)):
+                if item is not None and item not in ordered:
+                    ordered.append(item)
+        return tuple(ordered)
+
+
+def _newlines(text: str) -> list[int]:
+    return [i for i, ch in enumerate(text) if ch == "\n"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +135,10 @@ class Chunk:
     section: str
     n_tokens: int
     text: str
+    kind: str = "body"
+    page_start: int | None = None
+    page_end: int | None = None
+    footnotes: tuple[int, ...] = ()
 
     @property
     def anchor(self) -> str:
@@ -89,6 +155,12 @@ class Citation:
     line_start: int
     line_end: int
     anchor: str
+    kind: str = "body"
+    page: int | None = None
+    page_end: int | None = None
+    authors: tuple[str, ...] = ()
+    date: str | None = None
+    footnotes: tuple[Footnote, ...] = ()
 
 
 @dataclass(frozen=True)

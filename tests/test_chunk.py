@@ -75,7 +75,7 @@ PROPERTY_SETTINGS = settings(
 
 
 def make_document(text: str, *, headings: bool = False, doc_id: str = "gen") -> Document:
-    return Document.create(
+    return Document(
         doc_id=doc_id,
         title="generated",
         source_path=f"{doc_id}.txt",

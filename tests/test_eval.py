@@ -10,7 +10,7 @@ from conftest import GOLD
 
 from eval.harness import evaluate_gold, format_report, load_gold, relevant_chunks, score_runs
 from qa.retrieve import Retriever
-from qa.types import Chunk
+from qa.types import Chunk, Document, Footnote
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
 FLOORS = {"hybrid": {"recall@1": 0.73, "recall@5": 0.85, "recall@10": 0.89, "mrr@10": 0.79}}
@@ -54,7 +54,17 @@ def test_relevance_is_evidence_containment(tmp_path: Path) -> None:
     question = load_gold(path)[0]
     chunk = Chunk("d", 0, 0, 8, 1, 2, "", 4, "日本稀土\n依賴高")
     other_doc = Chunk("e", 0, 0, 8, 1, 2, "", 4, "日本稀土依賴高")
-    assert relevant_chunks(question, [chunk, other_doc]) == {chunk.anchor}
+    citing = Chunk("d", 1, 9, 20, 3, 3, "", 4, "正文¹", footnotes=(1,))
+    plain = Chunk("d", 2, 21, 30, 4, 4, "", 4, "正文")
+    note = Footnote(1, "報告說稀土 依賴很高", (), (), 31, 40)
+    documents = {
+        "d": Document("d", "t", "d.txt", "x" * 40, "h", footnotes=(note,)),
+        "e": Document("e", "t", "e.txt", "x" * 8, "h"),
+    }
+    assert relevant_chunks(question, [chunk, other_doc, citing, plain], documents) == {
+        chunk.anchor,
+        citing.anchor,
+    }
 
 
 def test_gold_set_is_well_formed() -> None:

@@ -14,7 +14,7 @@ from qa.errors import DocumentParseError
 from qa.ingest.text import read_text_document
 from qa.types import Document
 
-INGEST_VERSION = 1
+INGEST_VERSION = 2
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
 
 
