@@ -1,49 +1,47 @@
-"""``create_app(settings)``: loads the embedder and the index once, serves search and documents."""
+"""``create_app(settings)``: one embedder, the current index generation, hot reload, hardening."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
+from api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from api.routes import router
+from api.state import ServiceState
 from qa.config import Settings
 from qa.embed import Embedder
-from qa.errors import QAError
 from qa.retrieve import Retriever
-from qa.service import open_embedder, open_retriever
 
-
-@dataclass
-class ServiceState:
-    """What the routes need; ``problem`` says why search is unavailable when it is."""
-
-    settings: Settings
-    retriever: Retriever | None = None
-    problem: QAError | None = field(default=None)
-
-    def require(self) -> Retriever:
-        if self.retriever is None:
-            raise self.problem or QAError("the index is not loaded")
-        return self.retriever
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def create_app(
     settings: Settings, *, embedder: Embedder | None = None, retriever: Retriever | None = None
 ) -> FastAPI:
-    state = ServiceState(settings, retriever)
+    state = ServiceState(settings, retriever=retriever, embedder=embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.retriever is None:
-            try:
-                state.retriever = open_retriever(settings, embedder or open_embedder(settings))
-            except QAError as exc:  # stay up and say why, instead of crash-looping
-                state.problem = exc
-        yield
+            await asyncio.to_thread(state.reload, force=True)
+        watcher = (
+            asyncio.create_task(_watch(state, settings.reload_interval))
+            if settings.reload_interval > 0
+            else None
+        )
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     app = FastAPI(
         title="citeqa",
@@ -54,4 +52,22 @@ def create_app(
     app.state.service = state
     install_error_handlers(app)
     app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Index-Generation"],
+        )
+    if settings.api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, public=PUBLIC_PATHS)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+async def _watch(state: ServiceState, interval: float) -> None:
+    """Poll ``CURRENT``; a new generation is loaded off the event loop, then swapped in."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(state.reload)

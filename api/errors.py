@@ -17,6 +17,7 @@ _STATUS: tuple[tuple[type[qa_errors.QAError], int, str], ...] = (
     (qa_errors.IndexNotFoundError, 503, "Index not available"),
     (qa_errors.IndexMismatchError, 503, "Index does not match the service"),
     (qa_errors.IndexCorruptError, 503, "Index is corrupt"),
+    (qa_errors.ConfigError, 503, "Service misconfigured"),
 )
 
 

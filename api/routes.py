@@ -17,10 +17,13 @@ from api.schemas import (
     HitPublic,
     IndexPublic,
     Problem,
+    ReadyPublic,
+    ReloadPublic,
     SearchRequest,
     SearchResponse,
     SectionPublic,
 )
+from api.state import ServiceState
 from qa.retrieve import Retriever
 from qa.types import Document
 
@@ -32,7 +35,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def retriever(request: Request, response: Response) -> Retriever:
-    current: Retriever = request.app.state.service.require()
+    state: ServiceState = request.app.state.service
+    current = state.require()
     response.headers["X-Index-Generation"] = current.index.generation
     return current
 
@@ -44,6 +48,28 @@ RetrieverDep = Annotated[Retriever, Depends(retriever)]
 def healthz() -> dict[str, str]:
     """Liveness: the process answers, whatever the state of the index."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=ReadyPublic, responses=_ERRORS, tags=["operations"])
+def readyz(request: Request) -> ReadyPublic:
+    """Readiness: 200 while an index is served (with the last reload problem, if any), else 503."""
+    state: ServiceState = request.app.state.service
+    current = state.require()
+    problem = str(state.problem) if state.problem else None
+    return ReadyPublic(status="ready", generation=current.index.generation, last_problem=problem)
+
+
+@router.post(
+    "/v1/admin/reload", response_model=ReloadPublic, responses=_ERRORS, tags=["operations"]
+)
+def reload(request: Request) -> ReloadPublic:
+    """Load the generation ``CURRENT`` names now instead of at the next poll."""
+    state: ServiceState = request.app.state.service
+    swapped = state.reload()
+    current = state.require()
+    if state.problem is not None and not swapped:
+        raise state.problem
+    return ReloadPublic(generation=current.index.generation, swapped=swapped)
 
 
 @router.get("/v1/index", response_model=IndexPublic, responses=_ERRORS, tags=["index"])

@@ -125,6 +125,19 @@ class IndexPublic(BaseModel):
     chunker: dict[str, int | str]
 
 
+class ReadyPublic(BaseModel):
+    status: str
+    generation: str
+    last_problem: str | None = Field(
+        description="Why the newest generation could not be loaded, while the last one is served."
+    )
+
+
+class ReloadPublic(BaseModel):
+    generation: str
+    swapped: bool
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 

@@ -31,6 +31,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     gold_path: Path = Path("eval/gold.jsonl")
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    reload_interval: float = 2.0
+    max_body_bytes: int = 64 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,10 +50,30 @@ class Settings:
             host=env.get("QA_HOST", "127.0.0.1"),
             port=_int(env, "QA_PORT", 8000, low=1, high=65535),
             gold_path=Path(env.get("QA_GOLD_PATH", "eval/gold.jsonl")),
+            api_keys=_list(env, "QA_API_KEYS"),
+            cors_origins=_list(env, "QA_CORS_ORIGINS"),
+            reload_interval=_float(env, "QA_RELOAD_INTERVAL", 2.0, low=0.0, high=3600.0),
         )
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

@@ -7,6 +7,7 @@ QAError
 ├── IndexNotFoundError      no built index where one was expected
 ├── IndexMismatchError      the index was built with another model, dimension or schema
 ├── IndexCorruptError       the index files are unreadable or inconsistent
+├── IndexLockedError        another build holds the index directory
 ├── DocumentNotFoundError   an unknown doc_id was requested
 └── InvalidQueryError       a question or option the retriever cannot serve
 """
@@ -42,6 +43,10 @@ class IndexMismatchError(QAError):
 
 
 class IndexCorruptError(QAError):
+    pass
+
+
+class IndexLockedError(QAError):
     pass
 
 

@@ -13,13 +13,15 @@ previous generation's chunks and vectors: re-ingesting an unchanged corpus embed
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +31,14 @@ import numpy as np
 
 from qa.chunk import ChunkerSettings, chunk_document
 from qa.embed import Embedder, Vectors
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
 from qa.types import Block, Chunk, Document, Footnote, Heading
 
 SCHEMA_VERSION = 2
 _POINTER = "CURRENT"
+_LOCK = ".lock"
 _EMBED_BATCH = 64
 ProgressCallback = Callable[[int, int], None]
 
@@ -135,8 +138,42 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressCallback | None = None,
 ) -> BuildReport:
-    started = time.perf_counter()
+    """Write a complete new generation, then switch to it; one build at a time per directory."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    with build_lock(index_dir):
+        for stale in index_dir.glob(".staging-*"):  # left by a build that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        return _build(documents, embedder, chunker, index_dir, rebuild, progress)
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``index_dir/.lock``; the kernel drops it if the builder dies."""
+    with open(index_dir / _LOCK, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexLockedError(
+                f"another build is running on {index_dir} ({holder}); wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def _build(
+    documents: Sequence[Document],
+    embedder: Embedder,
+    chunker: ChunkerSettings,
+    index_dir: Path,
+    rebuild: bool,
+    progress: ProgressCallback | None,
+) -> BuildReport:
+    started = time.perf_counter()
     previous = None if rebuild else _reusable(index_dir, embedder, chunker)
     old_hashes: dict[str, str] = previous[0] if previous else {}
     reused: dict[str, list[tuple[Chunk, Vectors]]] = previous[1] if previous else {}

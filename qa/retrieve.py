@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
 from qa.types import SEARCH_MODES, Chunk, Citation, Document, Hit, SearchMode, SearchResult
 
+_COMPUTE = threading.Lock()
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
 
@@ -68,8 +70,9 @@ class Retriever:
     def _dense(self, question: str, depth: int) -> dict[int, float]:
         if not self.index.chunks:
             return {}
-        vector = self.embedder.encode_queries([question])
-        scores, rows = self.index.dense.search(vector, min(depth, len(self.index.chunks)))
+        with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
+            vector = self.embedder.encode_queries([question])
+            scores, rows = self.index.dense.search(vector, min(depth, len(self.index.chunks)))
         # FAISS pads with -1 when it holds fewer vectors than asked for.
         return {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from qa.chunk import ChunkerSettings, chunk_document, cl100k_base, sentence_spans
 from qa.errors import ConfigError
 from qa.ingest import ingest_paths
-from qa.ingest.text import find_headings
+from qa.ingest.structure import find_headings
 from qa.types import Chunk, Document
 
 FRAGMENTS = [

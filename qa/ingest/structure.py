@@ -141,10 +141,17 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
             items.append(_Item("boilerplate", [para]))
         elif _is_subhead(text, items, following):
             items.append(_Item("heading", [para], level=2, title=text.strip()))
-        elif not any(i.kind in ("heading", "dateline", "body") for i in items) and len(text) <= 20:
-            items.append(_Item("front", [para]))
+        elif (
+            not any(i.kind in ("heading", "dateline", "body") for i in items)
+            and len(text) <= 20
+            and not _complete(text)
+        ):
+            items.append(_Item("front", [para]))  # "PART 3", "東北亞區域" before the chapter
         else:
             items.append(_Item("body", [para]))
+    if not any(_opens_section(i) or i.kind == "toc" for i in items):
+        for item in items:  # with no heading to precede, short lines are the text itself
+            item.kind = "body" if item.kind == "front" else item.kind
     return items
 
 
@@ -370,3 +377,15 @@ def _clean_title(title: str, authors: list[str]) -> str:
             if title.startswith(author + sep):
                 title = title[len(author) + 1 :].strip()
     return title
+
+
+def find_headings(text: str, *, markdown: bool = False) -> tuple[Heading, ...]:
+    """Headings of a text taken verbatim, one candidate per line (no other structure)."""
+    headings: list[Heading] = []
+    offset = 0
+    for line in text.split("\n"):
+        found = heading_level(line, markdown=markdown)
+        if found is not None:
+            headings.append(Heading(found[0], found[1], offset + len(line) - len(line.lstrip())))
+        offset += len(line) + 1
+    return tuple(headings)

@@ -1,0 +1,58 @@
+"""The served index generation and how it is replaced: load the new one fully, then swap.
+
+A request takes the current ``Retriever`` once and keeps it to the end, so it is answered from
+one complete generation even while a newer one is swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from qa.config import Settings
+from qa.embed import Embedder
+from qa.errors import IndexNotFoundError, QAError
+from qa.index import current_generation
+from qa.retrieve import Retriever
+from qa.service import open_embedder, open_retriever
+
+log = logging.getLogger("qa.api")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    retriever: Retriever | None = None
+    embedder: Embedder | None = None
+    problem: QAError | None = None  # why the served index is missing, or the last reload failed
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def require(self) -> Retriever:
+        retriever = self.retriever
+        if retriever is None:
+            raise self.problem or IndexNotFoundError("the index is not loaded yet")
+        return retriever
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Serve the generation ``CURRENT`` names if it is new; True when it was swapped in.
+
+        A generation that fails to load leaves the old one serving and is reported.
+        """
+        with self._reload_lock:
+            pointed = current_generation(self.settings.index_dir)
+            served = self.retriever.index.generation if self.retriever else None
+            if not force and pointed is not None and pointed.name == served:
+                return False
+            try:
+                if self.embedder is None:
+                    self.embedder = open_embedder(self.settings)
+                retriever = open_retriever(self.settings, self.embedder)
+            except QAError as exc:
+                if self.retriever is None or not isinstance(exc, IndexNotFoundError):
+                    self.problem = exc
+                log.warning("index not loaded: %s", exc)
+                return False
+            self.retriever, self.problem = retriever, None
+            log.info("serving index generation %s", retriever.index.generation)
+            return retriever.index.generation != served
