@@ -22,12 +22,9 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, **head
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """413 for bodies over ``max_bytes``: by Content-Length up front, else while streaming."""
+    """413 for bodies over ``max_bytes``: by Content-Length up front; a body without one
+    (chunked) is read up to the limit before the app sees it, then replayed."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -38,38 +35,44 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         detail = f"request body is larger than {self.max_bytes} bytes"
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    await _send_problem(send, 400, "Bad request", "invalid Content-Length")
-                    return
-                if too_large:
-                    await _send_problem(send, 413, "Request body too large", detail)
-                    return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+        headers = dict(scope.get("headers", []))
+        if b"content-length" in headers:
+            try:
+                too_large = int(headers[b"content-length"]) > self.max_bytes
+            except ValueError:
+                await _send_problem(send, 400, "Bad request", "invalid Content-Length")
+                return
+            if too_large:
                 await _send_problem(send, 413, "Request body too large", detail)
+                return
+            await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await _send_problem(send, 413, "Request body too large", detail)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class ApiKeyMiddleware:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K
+from qa.errors import InvalidQueryError
+from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, validate_question
 from qa.types import SearchMode
 
 
@@ -29,9 +30,11 @@ class SearchRequest(BaseModel):
 
     @field_validator("question")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question must contain some non-whitespace text")
+    def _visible(cls, value: str) -> str:
+        try:
+            validate_question(value)
+        except InvalidQueryError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 

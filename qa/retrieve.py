@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +137,9 @@ def validate_question(question: str) -> str:
     stripped = question.strip()
     if not stripped:
         raise InvalidQueryError("question must contain some non-whitespace text")
+    # Letters, numbers, punctuation or symbols; not only control, format or combining marks.
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in stripped):
+        raise InvalidQueryError("question must contain some visible text")
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidQueryError(
             f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}"

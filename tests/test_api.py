@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
 from qa.retrieve import Retriever
 from qa.service import ingest
+from qa.types import INDEXED_KINDS, Document
 
 MODES = ("hybrid", "dense", "lexical")
 CITATION_KEYS = {
@@ -34,7 +38,15 @@ CITATION_KEYS = {
     "line_start",
     "line_end",
     "anchor",
+    "kind",
+    "page",
+    "page_end",
+    "authors",
+    "date",
+    "footnotes",
 }
+FOOTNOTE_KEYS = {"n", "text", "urls", "refers_to", "char_start", "char_end"}
+SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 GOLD_ROWS: list[dict[str, Any]] = [
     json.loads(line) for line in GOLD.read_text("utf-8").splitlines() if line.strip()
 ]
@@ -83,27 +95,85 @@ def fetch_document(client: TestClient) -> Any:
     return fetch
 
 
-def _assert_hit_resolves(hit: dict[str, Any], document: dict[str, Any]) -> None:
+def _assert_hit_resolves(hit: dict[str, Any], document: dict[str, Any], runs: Document) -> None:
+    """The hit is the document's text at its offsets, and each piece of it is its source line.
+
+    ``runs`` is the same document loaded through the library, for its ``line_runs``.
+    """
     citation = hit["citation"]
     start, end = citation["char_start"], citation["char_end"]
     assert 0 <= start < end <= len(document["text"])
     assert document["text"][start:end] == hit["text"]
     assert citation["anchor"] == f"{citation['doc_id']}#c{start}-{end}"
     assert citation["title"] == document["title"]
+    assert citation["authors"] == document["authors"]
+    assert citation["date"] == document["date"]
+    assert citation["page"] is None and citation["page_end"] is None  # text sources have no pages
+    assert runs.doc_id == document["doc_id"] and runs.text == document["text"]
 
-    # Line numbers point into the original file, not only into the canonical text.
-    source = _source_text(document["source_path"])
-    assert source == document["text"]
-    lines = source.split("\n")
-    first, last = citation["line_start"], citation["line_end"]
-    assert 1 <= first <= last <= len(lines)
-    span = "\n".join(lines[first - 1 : last])
-    assert hit["text"] in span
-    line_offset = sum(len(line) + 1 for line in lines[: first - 1])
-    # The passage starts on line_start and ends on line_end, exactly where the offsets say.
-    assert span[start - line_offset : end - line_offset] == hit["text"]
-    assert line_offset <= start < line_offset + len(lines[first - 1]) + 1
-    assert end - line_offset > len(span) - len(lines[last - 1]) - 1
+    # The passage lies in one indexed block of its kind.
+    assert citation["kind"] in INDEXED_KINDS
+    assert [
+        b["kind"] for b in document["blocks"] if b["char_start"] <= start and end <= b["char_end"]
+    ] == [citation["kind"]]
+
+    # Line numbers point into the original file: each paragraph piece of the passage is one
+    # source line, verbatim (stripped); only the first and last may be cut by the span.
+    lines = _source_text(document["source_path"]).split("\n")
+    text = document["text"]
+    run_starts = [s for s, _ in runs.line_runs]
+    first = bisect.bisect_right(run_starts, start) - 1  # the run holding char_start
+    last = bisect.bisect_left(run_starts, end)  # the runs from ``first`` to here touch the span
+    position = start
+    for index in range(first, last):
+        run_start, number = runs.line_runs[index]
+        following = run_starts[index + 1] if index + 1 < len(run_starts) else len(text)
+        piece = text[run_start:following]
+        piece = piece.removesuffix("\n\n") if piece.endswith("\n\n") else piece.removesuffix(" ")
+        source = lines[number - 1].strip()
+        if index == first:
+            assert start < run_start + len(piece), "the span starts in a separator"
+        clipped = hit["text"][max(run_start, start) - start : run_start + len(piece) - start]
+        assert piece == source, (number, piece)
+        starts_inside, ends_inside = start <= run_start, run_start + len(piece) <= end
+        if starts_inside and ends_inside:
+            assert clipped == source, (number, clipped)
+        elif ends_inside:  # the span starts inside this line
+            assert source.endswith(clipped), (number, clipped)
+        elif starts_inside:  # the span ends inside this line
+            assert source.startswith(clipped), (number, clipped)
+        if index > first:  # between two pieces: a paragraph break or the glue of a joined line
+            assert text[position:run_start] in ("\n\n", "", " ")
+        assert clipped and clipped in source
+        position = run_start + len(piece)
+    assert position >= end  # the span ends inside a piece, never in a separator
+    assert citation["line_start"] == runs.line_runs[first][1] == runs.line_of(start)
+    assert citation["line_end"] == runs.line_runs[last - 1][1] == runs.line_of(end - 1)
+
+    # The notes the passage cites, with their cross-references, as the document defines them.
+    notes = {note["n"]: note for note in document["footnotes"]}
+    if citation["kind"] == "footnotes":
+        named = [
+            r
+            for note in document["footnotes"]
+            if note["char_start"] < end and start < note["char_end"]
+            for r in note["refers_to"]
+        ]
+    else:
+        named = [
+            int(m.translate(SUPERSCRIPT_DIGITS)) for m in re.findall("[⁰¹²³⁴⁵⁶⁷⁸⁹]+", hit["text"])
+        ]
+    assert all(n in notes for n in named), named
+    expected: list[int] = []
+    for n in named:
+        for cited in (n, *notes[n]["refers_to"]):
+            if cited not in expected:
+                expected.append(cited)
+    assert [note["n"] for note in citation["footnotes"]] == expected
+    for note in citation["footnotes"]:
+        assert set(note) == FOOTNOTE_KEYS
+        assert note == notes[note["n"]]
+        assert text[note["char_start"] : note["char_end"]].endswith(note["text"])
 
 
 # --- search ---------------------------------------------------------------------------------
@@ -132,6 +202,9 @@ def test_search_response_shape(client: TestClient, corpus_retriever: Retriever, 
         assert set(hit) == {"rank", "score", "text", "scores", "citation"}
         assert set(hit["citation"]) == CITATION_KEYS
         assert hit["citation"]["doc_id"] in (CHAPTER, NEWS)
+        assert hit["citation"]["kind"] in INDEXED_KINDS
+        for note in hit["citation"]["footnotes"]:
+            assert set(note) == FOOTNOTE_KEYS
         assert hit["text"].strip() == hit["text"] and hit["text"]
         assert hit["scores"][own_signal] == pytest.approx(hit["score"])
         assert set(hit["scores"]) <= {"dense", "lexical", "fused"}
@@ -162,7 +235,11 @@ def test_search_is_deterministic(client: TestClient) -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("row", GOLD_ROWS, ids=[r["id"] for r in GOLD_ROWS])
 def test_every_gold_hit_resolves_to_its_source(
-    client: TestClient, fetch_document: Any, row: dict[str, Any], mode: str
+    client: TestClient,
+    corpus_retriever: Retriever,
+    fetch_document: Any,
+    row: dict[str, Any],
+    mode: str,
 ) -> None:
     body = _search(client, row["question"], top_k=10, mode=mode)
     hits = body["hits"]
@@ -173,7 +250,8 @@ def test_every_gold_hit_resolves_to_its_source(
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     for hit in hits:
-        _assert_hit_resolves(hit, fetch_document(hit["citation"]["doc_id"]))
+        doc_id = hit["citation"]["doc_id"]
+        _assert_hit_resolves(hit, fetch_document(doc_id), corpus_retriever.document(doc_id))
 
 
 def test_lexical_finds_exact_term(client: TestClient) -> None:
@@ -281,7 +359,19 @@ def test_limits_are_inclusive(client: TestClient, question: str, top_k: int) -> 
 # --- documents, index, operations ---------------------------------------------------------------
 
 
-def test_list_documents(client: TestClient) -> None:
+SUMMARY_KEYS = {
+    "doc_id",
+    "title",
+    "authors",
+    "date",
+    "format",
+    "source_path",
+    "content_hash",
+    "chars",
+}
+
+
+def test_list_documents(client: TestClient, corpus_retriever: Retriever) -> None:
     response = client.get("/v1/documents")
     assert response.status_code == 200
     body = response.json()
@@ -289,22 +379,59 @@ def test_list_documents(client: TestClient) -> None:
     by_id = {d["doc_id"]: d for d in body["data"]}
     assert set(by_id) == {CHAPTER, NEWS}
     for doc_id, summary in by_id.items():
-        assert {"doc_id", "title", "source_path", "chars"} <= set(summary)
+        assert set(summary) == SUMMARY_KEYS
         assert summary["source_path"] == f"corpus/{doc_id}.txt"
-        assert summary["chars"] == len(_source_text(summary["source_path"]))
+        assert summary["chars"] == len(corpus_retriever.document(doc_id).text)
+        assert summary["format"] == "text"
         assert summary["title"]
     assert by_id[CHAPTER]["title"] == "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
+    assert (by_id[CHAPTER]["authors"], by_id[CHAPTER]["date"]) == (["張務華"], None)
+    assert by_id[NEWS]["title"] == "日本聯手G7建「民主稀土鏈」"
+    assert (by_id[NEWS]["authors"], by_id[NEWS]["date"]) == (["鄭仲嵐"], "2026-01-14")
 
 
-def test_get_document(client: TestClient) -> None:
-    response = client.get(f"/v1/documents/{NEWS}")
+@pytest.mark.parametrize("doc_id", [CHAPTER, NEWS])
+def test_get_document(client: TestClient, corpus_retriever: Retriever, doc_id: str) -> None:
+    response = client.get(f"/v1/documents/{doc_id}")
     assert response.status_code == 200
     document = response.json()
-    assert document["doc_id"] == NEWS
-    assert document["text"] == _source_text(document["source_path"])
+    loaded = corpus_retriever.document(doc_id)
+    assert set(document) == SUMMARY_KEYS | {"sections", "blocks", "footnotes", "text"}
+    assert document["doc_id"] == doc_id
+    assert document["text"] == loaded.text
     assert document["chars"] == len(document["text"])
+    text = document["text"]
+    # every non-empty source line is in the text, where its line run says
+    lines = _source_text(document["source_path"]).split("\n")
+    assert sorted(line for _, line in loaded.line_runs) == [
+        n for n, line in enumerate(lines, start=1) if line.strip()
+    ]
+    for start, line in loaded.line_runs:
+        assert text.startswith(lines[line - 1].strip(), start)
+    # each section starts at its heading's paragraph; the news dateline carries its title
+    assert document["sections"]
     for section in document["sections"]:
-        assert document["text"][section["char_start"] :].startswith(section["title"])
+        paragraph = text[section["char_start"] :].split("\n\n", 1)[0]
+        if doc_id == NEWS and section["char_start"] == 0:
+            assert paragraph == f"date {document['date']} 名家》鄭仲嵐／{section['title']}"
+        else:
+            assert paragraph == section["title"]
+    # blocks tile the text, a paragraph break between two
+    blocks = document["blocks"]
+    assert blocks[0]["char_start"] == 0 and blocks[-1]["char_end"] == len(text)
+    for before, after in itertools.pairwise(blocks):
+        assert text[before["char_end"] : after["char_start"]] == "\n\n"
+        assert before["kind"] != after["kind"]
+    assert [f["n"] for f in document["footnotes"]] == (
+        list(range(1, 48)) if doc_id == CHAPTER else []
+    )
+    for note in document["footnotes"]:
+        assert set(note) == FOOTNOTE_KEYS
+        assert text[note["char_start"] : note["char_end"]].endswith(note["text"])
+        assert any(
+            b["kind"] == "footnotes" and b["char_start"] <= note["char_start"] < b["char_end"]
+            for b in blocks
+        )
 
 
 def test_unknown_document_is_404_problem(client: TestClient) -> None:
@@ -421,7 +548,9 @@ def test_real_server_over_http(
                 assert len(hits) == 3
                 citation = hits[0]["citation"]
                 document = http.get(f"/v1/documents/{citation['doc_id']}").json()
-                _assert_hit_resolves(hits[0], document)
+                _assert_hit_resolves(
+                    hits[0], document, corpus_retriever.document(citation["doc_id"])
+                )
                 assert any("南鳥島" in h["text"] for h in hits)
                 bad = http.post("/v1/search", json={"question": " "})
                 _assert_problem(bad, 422)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
+import re
+import unicodedata
 
 import pytest
 from conftest import CHAPTER, CORPUS, NEWS
@@ -14,7 +17,7 @@ from qa.chunk import ChunkerSettings, chunk_document, cl100k_base, sentence_span
 from qa.errors import ConfigError
 from qa.ingest import ingest_paths
 from qa.ingest.structure import find_headings
-from qa.types import Chunk, Document
+from qa.types import INDEXED_KINDS, Chunk, Document
 
 FRAGMENTS = [
     "稀土",
@@ -89,7 +92,23 @@ def line_number(text: str, offset: int) -> int:
     return text[:offset].count("\n") + 1
 
 
-def check_invariants(document: Document, chunks: list[Chunk], max_tokens: int) -> None:
+def check_source_line(document: Document, offset: int, line: int, source_lines: list[str]) -> None:
+    """``offset`` lies in a paragraph piece that is source line ``line``, verbatim (stripped)."""
+    starts = [start for start, _ in document.line_runs]
+    run_start, run_line = document.line_runs[bisect.bisect_right(starts, offset) - 1]
+    source = source_lines[run_line - 1].strip()
+    assert document.text.startswith(source, run_start)
+    assert run_start <= offset < run_start + len(source)  # not in a separator
+    assert line == run_line == document.line_of(offset)
+
+
+def check_invariants(
+    document: Document,
+    chunks: list[Chunk],
+    max_tokens: int,
+    source_lines: list[str] | None = None,
+) -> None:
+    """Invariants of any chunking; ``source_lines`` for a document built by ingestion."""
     text = document.text
     encoding = cl100k_base()
     covered = [False] * len(text)
@@ -101,8 +120,16 @@ def check_invariants(document: Document, chunks: list[Chunk], max_tokens: int) -
         assert chunk.text and not chunk.text[0].isspace() and not chunk.text[-1].isspace()
         assert chunk.n_tokens == len(encoding.encode(chunk.text))
         assert chunk.n_tokens <= max_tokens
-        assert chunk.line_start == line_number(text, chunk.char_start)
-        assert chunk.line_end == line_number(text, chunk.char_end - 1)
+        if source_lines is None:  # verbatim text: a source line per newline
+            assert chunk.line_start == line_number(text, chunk.char_start)
+            assert chunk.line_end == line_number(text, chunk.char_end - 1)
+        else:
+            check_source_line(document, chunk.char_start, chunk.line_start, source_lines)
+            check_source_line(document, chunk.char_end - 1, chunk.line_end, source_lines)
+        # a chunk stays inside one indexed block and carries its kind
+        blocks = [b for b in document.blocks if b.char_start <= chunk.char_start < b.char_end]
+        assert len(blocks) == 1 and chunk.char_end <= blocks[0].char_end
+        assert chunk.kind == blocks[0].kind and chunk.kind in INDEXED_KINDS
         assert chunk.section == document.section_at(chunk.char_start)
         assert chunk.anchor == f"{document.doc_id}#c{chunk.char_start}-{chunk.char_end}"
         for i in range(chunk.char_start, chunk.char_end):
@@ -114,8 +141,17 @@ def check_invariants(document: Document, chunks: list[Chunk], max_tokens: int) -
     assert starts == sorted(starts)
     ends = [c.char_end for c in chunks]
     assert ends == sorted(ends)
-    missing = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
+    # every visible character of an indexed block is in a chunk; nothing of the other blocks is
+    indexed = [False] * len(text)
+    for block in document.blocks:
+        if block.kind in INDEXED_KINDS:
+            indexed[block.char_start : block.char_end] = [True] * (
+                block.char_end - block.char_start
+            )
+    missing = [i for i, ch in enumerate(text) if not ch.isspace() and indexed[i] > covered[i]]
     assert missing == [], f"uncovered characters at {missing[:10]}"
+    leaked = [i for i in range(len(text)) if covered[i] and not indexed[i]]
+    assert leaked == [], f"characters of unindexed blocks chunked at {leaked[:10]}"
 
 
 # --- property-based ---------------------------------------------------------------------------
@@ -311,6 +347,11 @@ def corpus_docs() -> dict[str, Document]:
     return {d.doc_id: d for d in report.documents}
 
 
+def corpus_lines(doc_id: str) -> list[str]:
+    with open(CORPUS / f"{doc_id}.txt", encoding="utf-8-sig", newline=None) as handle:
+        return unicodedata.normalize("NFC", handle.read()).split("\n")
+
+
 @pytest.mark.parametrize("max_tokens", [256, 64])
 def test_real_corpus_chunks(corpus_docs: dict[str, Document], max_tokens: int) -> None:
     chunk_settings = ChunkerSettings() if max_tokens == 256 else ChunkerSettings(max_tokens=64)
@@ -319,8 +360,11 @@ def test_real_corpus_chunks(corpus_docs: dict[str, Document], max_tokens: int) -
         document = corpus_docs[doc_id]
         chunks = chunk_document(document, chunk_settings)
         assert len(chunks) > 1
-        check_invariants(document, chunks, max_tokens)
+        check_invariants(document, chunks, max_tokens, corpus_lines(doc_id))
         assert {c.doc_id for c in chunks} == {doc_id}
+        assert {c.kind for c in chunks} == (
+            {"body", "footnotes", "author"} if doc_id == CHAPTER else {"body", "author"}
+        )
 
 
 def test_chapter_chunks_never_hold_two_headings(corpus_docs: dict[str, Document]) -> None:
@@ -349,3 +393,27 @@ def test_bad_settings_raise_config_error(kwargs: dict[str, int]) -> None:
 def test_minimum_settings_are_accepted() -> None:
     settings_ = ChunkerSettings(max_tokens=16, overlap_sentences=0)
     assert settings_.as_dict()["max_tokens"] == 16
+
+
+SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+
+def test_real_corpus_chunks_name_the_notes_they_cite(corpus_docs: dict[str, Document]) -> None:
+    document = corpus_docs[CHAPTER]
+    chunks = chunk_document(document, ChunkerSettings())
+    for chunk in chunks:
+        if chunk.kind == "footnotes":  # a definition cites the notes its 同註 N names
+            named = [
+                n
+                for note in document.footnotes
+                if note.char_start < chunk.char_end and chunk.char_start < note.char_end
+                for n in note.refers_to
+            ]
+        else:  # body text cites the notes of its superscript markers
+            named = [
+                int(marker.translate(SUPERSCRIPT_DIGITS))
+                for marker in re.findall("[⁰¹²³⁴⁵⁶⁷⁸⁹]+", chunk.text)
+            ]
+        assert chunk.footnotes == tuple(dict.fromkeys(named)), chunk.text[:40]
+    cited = {n for c in chunks if c.kind != "footnotes" for n in c.footnotes}
+    assert cited == set(range(1, 48))

@@ -132,6 +132,46 @@ def test_search_json_equals_api_in_model_modes(
     _assert_same_result(json.loads(out), _api_search(client, question=question, mode=mode))
 
 
+def test_search_json_carries_footnotes_and_metadata_like_api(
+    capsys: pytest.CaptureFixture[str], corpus_env: Settings, client: TestClient
+) -> None:
+    question = "橋本英二 記者會 雙贏戰略"
+    code, out, err = _run(capsys, "search", question, "-k", "5", "--mode", "lexical", "--json")
+    assert code == 0, err
+    cli = json.loads(out)
+    _assert_same_result(cli, _api_search(client, question=question, top_k=5, mode="lexical"))
+    citing = [h for h in cli["hits"] if "¹⁷" in h["text"]]
+    assert citing
+    for hit in citing:
+        citation = hit["citation"]
+        assert (citation["authors"], citation["date"], citation["kind"]) == (
+            ["張務華"],
+            None,
+            "body",
+        )
+        notes = {note["n"]: note for note in citation["footnotes"]}
+        assert notes[17]["text"] == "同註 14。" and notes[17]["refers_to"] == [14]
+        assert notes[14]["text"].startswith("松田直樹，")
+
+
+def test_search_text_shows_source_lines_of_a_joined_sentence(
+    capsys: pytest.CaptureFixture[str], corpus_env: Settings, client: TestClient
+) -> None:
+    # "…外交資源亦難" (line 69) continues after two footnotes as "以整合運用…" (line 75)
+    question = "外交資源亦難以整合運用"
+    code, out, err = _run(capsys, "search", question, "-k", "3", "--mode", "lexical")
+    assert code == 0, err
+    hits = _api_search(client, question=question, top_k=3, mode="lexical")["hits"]
+    joined = [h for h in hits if "外交資源亦難以整合運用" in h["text"]]
+    assert joined
+    for hit in joined:
+        citation = hit["citation"]
+        assert citation["line_start"] <= 69 and citation["line_end"] >= 75
+        assert (
+            f"{citation['anchor']}  (lines {citation['line_start']}-{citation['line_end']})" in out
+        )
+
+
 def test_search_text_shows_anchors(
     capsys: pytest.CaptureFixture[str], corpus_env: Settings, client: TestClient
 ) -> None:

@@ -1,4 +1,8 @@
-"""Ingestion: discovery, canonical text, titles, headings, line numbers and error reporting."""
+"""Ingestion: discovery, canonical text, titles, headings, line numbers and error reporting.
+
+The canonical text is rebuilt from the source's paragraphs (one per non-empty ``.txt`` line),
+``"\n\n"`` between them; ``Document.line_runs`` maps each paragraph piece back to its line.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +28,25 @@ LEVEL2 = (
 )
 
 
-def _expected_text(path: Path) -> str:
+def _source_lines(path: Path) -> list[str]:
+    """The file as a reader sees it (BOM dropped, newlines normalised, NFC), cut into lines."""
     text = path.read_bytes().decode("utf-8-sig")
-    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.split("\n")
+
+
+def _pieces(doc: Document) -> list[tuple[int, int, int]]:
+    """(start, end, source line) of every paragraph piece, the separator after it trimmed."""
+    pieces = []
+    for index, (start, line) in enumerate(doc.line_runs):
+        end = doc.line_runs[index + 1][0] if index + 1 < len(doc.line_runs) else len(doc.text)
+        piece = doc.text[start:end]
+        for separator in ("\n\n", " "):  # paragraph break, or the glue of a joined sentence
+            if piece.endswith(separator):
+                end -= len(separator)
+                break
+        pieces.append((start, end, line))
+    return pieces
 
 
 def _by_id(report: IngestReport) -> dict[str, Document]:
@@ -62,10 +82,34 @@ def test_corpus_titles(corpus_docs: dict[str, Document]) -> None:
 
 @pytest.mark.parametrize("doc_id", [CHAPTER, NEWS])
 def test_corpus_canonical_text(corpus_docs: dict[str, Document], doc_id: str) -> None:
+    """Every non-empty source line is one piece of the text, verbatim (stripped), exactly once."""
     doc = corpus_docs[doc_id]
-    assert doc.text == _expected_text(CORPUS / f"{doc_id}.txt")
+    lines = _source_lines(CORPUS / f"{doc_id}.txt")
     assert "\r" not in doc.text
     assert unicodedata.is_normalized("NFC", doc.text)
+    starts = [start for start, _ in doc.line_runs]
+    assert starts[0] == 0
+    assert starts == sorted(set(starts))
+    pieces = _pieces(doc)
+    assert sorted(line for _, _, line in pieces) == [
+        number for number, line in enumerate(lines, start=1) if line.strip()
+    ]
+    assert pieces[-1][1] == len(doc.text)
+    rebuilt = []
+    for index, (start, end, line) in enumerate(pieces):
+        assert doc.text[start:end] == lines[line - 1].strip()
+        gap = doc.text[end : pieces[index + 1][0]] if index + 1 < len(pieces) else ""
+        assert gap in ("\n\n", "", " ")  # a paragraph break, or the glue of a joined sentence
+        rebuilt += [lines[line - 1].strip(), gap]
+    assert "".join(rebuilt) == doc.text
+    # only footnote definitions and author notes move: the body keeps the order of the file
+    body = [
+        line
+        for start, _, line in pieces
+        for block in doc.blocks
+        if block.kind == "body" and block.char_start <= start < block.char_end
+    ]
+    assert body == sorted(body)
 
 
 def test_chapter_headings(corpus_docs: dict[str, Document]) -> None:
@@ -99,15 +143,11 @@ def test_chapter_section_at_rare_earth(corpus_docs: dict[str, Document]) -> None
 @pytest.mark.parametrize("doc_id", [CHAPTER, NEWS])
 def test_corpus_line_of_matches_file_lines(corpus_docs: dict[str, Document], doc_id: str) -> None:
     doc = corpus_docs[doc_id]
-    lines = (CORPUS / f"{doc_id}.txt").read_text("utf-8").splitlines()
-    offset = 0
-    for number, line in enumerate(doc.text.split("\n"), start=1):
-        if number <= len(lines):
-            assert line == unicodedata.normalize("NFC", lines[number - 1])
-        for probe in {offset, offset + len(line) // 2, offset + len(line)}:
-            if probe < len(doc.text):
-                assert doc.line_of(probe) == number, (probe, number)
-        offset += len(line) + 1
+    lines = _source_lines(CORPUS / f"{doc_id}.txt")
+    for start, end, number in _pieces(doc):
+        assert doc.text[start:end] == lines[number - 1].strip()
+        for offset in range(start, end):  # every character of the piece is on its source line
+            assert doc.line_of(offset) == number, (offset, number)
 
 
 # --- discovery --------------------------------------------------------------------------------
@@ -117,7 +157,7 @@ def test_recursion_and_doc_ids(small_corpus: Path) -> None:
     report = ingest_paths([small_corpus], small_corpus, strict=True)
     docs = _by_id(report)
     assert sorted(docs) == ["en", "sub/ja", "zh"]
-    assert docs["sub/ja"].text == "レアアースの調達先を多様化する。\n"
+    assert docs["sub/ja"].text == "レアアースの調達先を多様化する。"
     assert docs["sub/ja"].source_path == "corpus/sub/ja.txt"
     assert docs["en"].title == "Steel"
     assert docs["zh"].title == "第一章 稀土"
@@ -185,7 +225,8 @@ def test_crlf_cr_and_bom(tmp_path: Path) -> None:
     path = tmp_path / "mixed.txt"
     path.write_bytes("\ufeff第一行\r\n第二行\r第三行\n\r\n第五行".encode())
     doc = _read(path)
-    assert doc.text == "第一行\n第二行\n第三行\n\n第五行"
+    assert doc.text == "第一行\n\n第二行\n\n第三行\n\n第五行"
+    assert doc.line_runs == ((0, 1), (5, 2), (10, 3), (15, 5))
     assert doc.title == "第一行"
     assert doc.line_of(0) == 1
     assert doc.line_of(doc.text.index("第二行")) == 2
@@ -200,7 +241,9 @@ def test_crlf_cr_and_bom(tmp_path: Path) -> None:
 def test_bom_only_at_start_is_dropped(tmp_path: Path) -> None:
     path = tmp_path / "bom.txt"
     path.write_bytes(b"\xef\xbb\xbfabc\n")
-    assert _read(path).text == "abc\n"
+    assert _read(path).text == "abc"
+    path.write_bytes(b"abc\xef\xbb\xbf\n")  # elsewhere U+FEFF is text (a zero-width no-break space)
+    assert _read(path).text == "abc\ufeff"
 
 
 def test_nfd_becomes_nfc(tmp_path: Path) -> None:
@@ -210,7 +253,7 @@ def test_nfd_becomes_nfc(tmp_path: Path) -> None:
     path = tmp_path / "nfd.txt"
     path.write_text(decomposed, "utf-8")
     doc = _read(path)
-    assert doc.text == composed
+    assert doc.text == composed.strip().replace("\n", "\n\n")
     assert doc.line_of(doc.text.index("第二行")) == 2
     assert doc.line_of(doc.text.index("é", doc.text.index("第二行"))) == 2
 
@@ -220,15 +263,14 @@ def test_line_of_matches_source_lines(tmp_path: Path) -> None:
     path = tmp_path / "lines.txt"
     path.write_bytes("\r\n".join(source_lines).encode())
     doc = _read(path)
-    for offset in range(len(doc.text)):
-        expected = doc.text[:offset].count("\n") + 1
-        assert doc.line_of(offset) == expected
+    assert doc.text == "標題\n\n縮排的一行\n\nLatin line\n\n最後一行"  # paragraphs, stripped
     file_lines = path.read_text("utf-8").splitlines()
     assert file_lines == source_lines
     for number, line in enumerate(file_lines, start=1):
-        if line:
-            assert doc.line_of(doc.text.index(line)) == number
-            assert doc.line_of(doc.text.index(line) + len(line) - 1) == number
+        if line.strip():
+            start = doc.text.index(line.strip())
+            for offset in range(start, start + len(line.strip())):
+                assert doc.line_of(offset) == number
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from conftest import CHAPTER, NEWS
 
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.retrieve import Retriever
+from qa.types import INDEXED_KINDS
 
 
 def _texts(retriever: Retriever, question: str, mode: str, k: int = 5) -> list[str]:
@@ -65,7 +66,39 @@ def test_hits_carry_scores_sections_and_exact_spans(corpus_retriever: Retriever)
         assert "fused" in hit.scores and hit.scores["fused"] == pytest.approx(hit.score)
         if c.doc_id == CHAPTER and c.char_start > 200:
             assert c.section.startswith("第六章 川普 2.0 時代的日本製造業供應鏈安全重構 > ")
+        assert c.section == document.section_at(c.char_start)
+        assert (c.line_start, c.line_end) == (
+            document.line_of(c.char_start),
+            document.line_of(c.char_end - 1),
+        )
+        assert (c.title, c.authors, c.date) == (document.title, document.authors, document.date)
+        assert c.page is None and c.page_end is None
+        (block,) = [b for b in document.blocks if b.char_start <= c.char_start < b.char_end]
+        assert c.char_end <= block.char_end and c.kind == block.kind in INDEXED_KINDS
+        if c.kind != "footnotes":
+            cited = tuple(
+                dict.fromkeys(n for o, n in document.markers if c.char_start <= o < c.char_end)
+            )
+            assert c.footnotes == document.footnotes_for(cited)
     assert {h.citation.doc_id for h in result.hits} <= {CHAPTER, NEWS}
+
+
+def test_footnote_passages_are_found_and_cite_their_cross_references(
+    corpus_retriever: Retriever,
+) -> None:
+    result = corpus_retriever.search("同註 26、註 28", top_k=10, mode="lexical")
+    notes = [h for h in result.hits if h.citation.kind == "footnotes"]
+    assert notes
+    document = corpus_retriever.document(CHAPTER)
+    for hit in notes:
+        c = hit.citation
+        defined = [
+            f for f in document.footnotes if f.char_start < c.char_end and c.char_start < f.char_end
+        ]
+        assert defined
+        named = tuple(dict.fromkeys(r for f in defined for r in f.refers_to))
+        assert c.footnotes == document.footnotes_for(named)
+    assert any({26, 28} <= {f.n for f in h.citation.footnotes} for h in notes)
 
 
 def test_modes_report_their_own_signal(corpus_retriever: Retriever) -> None:

@@ -1,21 +1,23 @@
 """Ingestion: source files -> ``Document`` with a canonical text, title and section headings.
 
-One reader per format lives beside this module; ``read_document`` picks it by suffix.
+One reader per format lives beside this module; ``read_document`` picks it by suffix. The PDF
+reader is imported on first use, so text and HTML work even where pdfminer.six is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.errors import DocumentParseError
+from qa.errors import DependencyMissingError, DocumentParseError
+from qa.ingest.html import read_html_document
 from qa.ingest.text import read_text_document
 from qa.types import Document
 
 INGEST_VERSION = 2
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,34 @@ def read_document(path: Path, root: Path) -> Document:
         raw = path.read_bytes()
     except OSError as exc:
         raise DocumentParseError(str(path), exc.strerror or str(exc)) from None
+    suffix = path.suffix.lower()
+    doc_id, source_path = doc_id_for(path, root), _display_path(path, root)
+    content_hash = hashlib.sha256(raw).hexdigest()
+    if suffix in (".html", ".htm"):
+        return read_html_document(
+            raw, doc_id=doc_id, source_path=source_path, content_hash=content_hash
+        )
+    if suffix == ".pdf":
+        return _pdf_reader()(raw, doc_id=doc_id, source_path=source_path, content_hash=content_hash)
     return read_text_document(
         raw,
-        doc_id=doc_id_for(path, root),
-        source_path=_display_path(path, root),
-        content_hash=hashlib.sha256(raw).hexdigest(),
-        markdown=path.suffix.lower() in (".md", ".markdown"),
+        doc_id=doc_id,
+        source_path=source_path,
+        content_hash=content_hash,
+        markdown=suffix in (".md", ".markdown"),
     )
+
+
+def _pdf_reader() -> Callable[..., Document]:
+    try:
+        from qa.ingest.pdf import read_pdf_document
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "pdfminer":
+            raise
+        raise DependencyMissingError(
+            "reading PDF files needs pdfminer.six: pip install pdfminer.six"
+        ) from None
+    return read_pdf_document
 
 
 def ingest_paths(paths: Iterable[Path], root: Path, *, strict: bool = False) -> IngestReport:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import codecs
 import re
-import unicodedata
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 
 from qa.errors import DocumentParseError
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
+from qa.ingest.text import canonical_text
 from qa.types import Document
 
 _DROP = frozenset(
-    "script style noscript template nav header footer aside form svg iframe head".split()
+    "script style noscript template nav header footer aside form svg iframe head title".split()
 )
 _BLOCK = frozenset(
     "p div li td th tr table ul ol dl dd dt blockquote pre section article main br hr figure "
@@ -28,19 +28,12 @@ _BLOCK = frozenset(
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 _NOTE_CLASSES = frozenset({"footnotes", "footnote", "endnotes", "references"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
-# What browsers actually decode these labels as (WHATWG Encoding Standard), by codec name.
-_CODEC_ALIASES = {
-    "big5": "big5hkscs",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "iso8859-1": "cp1252",
-    "ascii": "cp1252",
-    "shift_jis": "cp932",
-    "euc_kr": "cp949",
-    "utf-16": "utf-8",
-    "utf-16-le": "utf-8",
-    "utf-16-be": "utf-8",
-}
+# What browsers decode these labels as (WHATWG Encoding Standard), keyed by Python codec name.
+_CODEC_ALIASES = dict(
+    pair.split("=")
+    for pair in "big5=big5hkscs gb2312=gb18030 gbk=gb18030 iso8859-1=cp1252 ascii=cp1252 "
+    "shift_jis=cp932 euc_kr=cp949 utf-16=utf-8 utf-16-le=utf-8 utf-16-be=utf-8".split()
+)
 _SPACE = re.compile(r"[ \t\n\r\f\xa0]+")
 _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _NOTE_ID = re.compile(r"(\d+)\D*$")
@@ -87,6 +80,7 @@ class _Extractor(HTMLParser):
             if tag == "br" and not self.drop:
                 self._break()
             return
+        self._close_implied(tag)
         record = _Open(tag, text_from=len(self.pieces))
         self.stack.append(record)
         if tag == "title" and not self.title and all(r.tag != "svg" for r in self.stack):
@@ -103,8 +97,8 @@ class _Extractor(HTMLParser):
         if classes & _NOTE_CLASSES or values.get("role") == "doc-endnotes":
             record.notes = True
             self.notes += 1
-            if values.get("start", "").isdigit():
-                self.note_counter = int(values["start"]) - 1
+        if tag == "ol" and self.notes and values.get("start", "").isdigit():
+            self.note_counter = int(values["start"]) - 1
         if tag == "li" and self.notes and self.note is None:
             self._flush()
             match = _NOTE_ID.search(values.get("id", ""))
@@ -122,6 +116,15 @@ class _Extractor(HTMLParser):
             self.sup = []
         if tag == "a":
             record.href = values.get("href", "")
+
+    def _close_implied(self, tag: str) -> None:
+        """``<li>a<li>b`` closes the first item; ``<body>`` closes an unclosed ``<head>``."""
+        closes = {"li": "li", "body": "head"}.get(tag)
+        opened = [i for i, record in enumerate(self.stack) if record.tag == closes]
+        if not opened or any(r.tag in ("ol", "ul") for r in self.stack[opened[-1] :]):
+            return  # nothing open, or the open item holds the list this one belongs to
+        while len(self.stack) > opened[-1]:
+            self._close(self.stack.pop())
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "br" and not self.drop:
@@ -145,13 +148,13 @@ class _Extractor(HTMLParser):
         if record.tag == "sup" and self.sup is not None:
             text, self.sup = "".join(self.sup), None
             match = _MARKER_TEXT.match(text)
-            self._add(match.group(1).translate(_TO_SUPER) if match else text)
+            self.pieces.append(match.group(1).translate(_TO_SUPER) if match else text)
         if record.tag == "a" and self.note is not None:
             anchor = "".join(self.pieces[record.text_from :])
             if record.href.startswith("#") and _BACKLINK.match(anchor):
                 del self.pieces[record.text_from :]  # the "↩" back to the marker
             elif record.href.startswith(("http://", "https://")) and record.href not in anchor:
-                self._add(f" {record.href} ")  # so the note's urls are known
+                self.pieces.append(f" ({record.href})")  # so the note's urls are known
         if record.block:
             self._break()
             if record.tag == "pre":
@@ -183,15 +186,12 @@ class _Extractor(HTMLParser):
         if self.sup is not None:
             self.sup.append(data)
         else:
-            self._add(data)
-
-    def _add(self, text: str) -> None:
-        self.pieces.append(text)
+            self.pieces.append(data)
 
     def _break(self) -> None:
         """A block boundary: ends the paragraph, except inside one footnote (kept whole)."""
         if self.note is not None:
-            self._add(" ")
+            self.pieces.append(" ")
         else:
             self._flush()
 
@@ -225,29 +225,26 @@ def _collapse(raw: str) -> str:
 
 
 def decode_html(raw: bytes, source: str) -> str:
-    """BOM, else ``<meta charset>`` / http-equiv, else UTF-8; NFC, ``\\n`` newlines."""
+    """BOM, else ``<meta charset>`` / http-equiv, else UTF-8; then as a text file (NFC, ``\n``)."""
     encoding = "utf-8"
-    if raw.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
-    elif match := _META_CHARSET.search(raw[:4096]):
+    elif not raw.startswith(codecs.BOM_UTF8) and (match := _META_CHARSET.search(raw[:4096])):
         label = match.group(1).decode("ascii")
         try:
             name = codecs.lookup(label).name
         except LookupError:
             raise DocumentParseError(source, f"unknown charset {label!r}") from None
         encoding = _CODEC_ALIASES.get(name, name)
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        bad = raw[exc.start : exc.start + 1]
-        raise DocumentParseError(
-            source, f"not valid {encoding} (byte {exc.start}: {bad!r})"
-        ) from None
-    if "\x00" in text:
-        raise DocumentParseError(source, "contains NUL bytes; is it a binary file?")
-    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if encoding != "utf-8":
+        try:
+            raw = raw.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1]
+            raise DocumentParseError(
+                source, f"not valid {encoding} (byte {exc.start}: {bad!r})"
+            ) from None
+    return canonical_text(raw, source)
 
 
 def html_paragraphs(text: str) -> tuple[list[Paragraph], str]:

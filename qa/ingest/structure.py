@@ -33,13 +33,15 @@ _HEADING_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = (
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
 _SENTENCE_PUNCT = tuple("。，；：！？.,;:!?")
 _COMPLETE_END = re.compile(rf"[。！？!?.…」』”\"’）)》>]+[{SUPERSCRIPTS}]*$|[{SUPERSCRIPTS}]+$")
-_NOTE_DEF = re.compile(rf"^(?:(?P<sup>[{SUPERSCRIPTS}]+)|(?P<num>\d{{1,3}})|\[\^(?P<md>\d+)\]:)\s*")
+_NOTE_DEF = re.compile(
+    rf"^(?:(?P<sup>[{SUPERSCRIPTS}]+)|(?P<num>\d{{1,3}})(?!\d|[.,]\d)|\[\^(?P<md>\d+)\]:)\s*"
+)
 _NOTE_LIKE = re.compile(r"https?://|[〈《“\"]|同註|同前註|ibid|\b(?:19|20)\d\d\b", re.IGNORECASE)
 MARKER = re.compile(rf"[{SUPERSCRIPTS}]+|\[\^(\d+)\]")
 _CROSS_REF = re.compile(r"(?:同)?註\s*(\d+)")
 _URL = re.compile(r"https?://[^\s<>」』）)\]，。]+")
 _DATELINE = re.compile(r"^date\s+(\d{4}-\d{2}-\d{2})\s+(.*)$")
-_AUTHOR_LINE = re.compile(r"^(\S{2,20})[*＊]$")
+_AUTHOR_LINE = re.compile(r"^([^\s*＊]{2,20})[*＊]$")
 _AUTHOR_NOTE = re.compile(r"^[*＊]\s*\S")
 _BIO = re.compile(r"^[●•◎]\s*(?:作者|記者|撰文)[：:]\s*([^／/，,。\s]+)")
 _BOILERPLATE = re.compile(r"^[●•◎]")
@@ -96,7 +98,8 @@ def build_document(
     markdown: bool = False,
 ) -> Document:
     items = _classify(paragraphs, markdown=markdown)
-    items = _join_page_breaks(items)
+    if not markdown:  # Markdown has no pages: a definition between paragraphs is authored there
+        items = _join_page_breaks(items)
     _assign_sections(items)
     return _assemble(items, doc_id, source_path, content_hash, format)
 
@@ -105,6 +108,7 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
     items: list[_Item] = []
     next_note = 1
     trailing: str | None = None  # once a "more reports"/"related" list starts, it runs to the end
+    starred: list[str] = []  # names on "張務華*" lines: the "* 張務華為…" note is about them
     for index, para in enumerate(paragraphs):
         text = para.text
         following = paragraphs[index + 1].text if index + 1 < len(paragraphs) else ""
@@ -131,20 +135,21 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
             items.append(_Item("heading", [para], level=heading[0], title=heading[1]))
         elif match := _DATELINE.match(text):
             items.append(_Item("dateline", [para], level=1, title=match.group(2).strip()))
-        elif _AUTHOR_LINE.match(text):
+        elif author := _AUTHOR_LINE.match(text):
             items.append(_Item("author", [para]))
-        elif _AUTHOR_NOTE.match(text):
-            items.append(_Item("author-note", [para]))
+            starred.extend(_split_names(author.group(1)))
+        elif _AUTHOR_NOTE.match(text) and any(name in text for name in starred):
+            items.append(_Item("author-note", [para]))  # not a "* item" bullet list
         elif _BIO.match(text):
             items.append(_Item("author", [para]))
         elif _BOILERPLATE.match(text):
             items.append(_Item("boilerplate", [para]))
-        elif _is_subhead(text, items, following):
+        elif not markdown and _is_subhead(text, items, following):  # Markdown marks its own
             items.append(_Item("heading", [para], level=2, title=text.strip()))
         elif (
             not any(i.kind in ("heading", "dateline", "body") for i in items)
             and len(text) <= 20
-            and not _complete(text)
+            and (not _complete(text) or not any(ch.isalnum() for ch in text))  # "PART 3", "....."
         ):
             items.append(_Item("front", [para]))  # "PART 3", "東北亞區域" before the chapter
         else:
@@ -153,6 +158,10 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
         for item in items:  # with no heading to precede, short lines are the text itself
             item.kind = "body" if item.kind == "front" else item.kind
     return items
+
+
+def _split_names(names: str) -> list[str]:
+    return [name for name in re.split(r"[、，,]", names) if name]
 
 
 def _footnote_number(text: str, expected: int) -> int | None:
@@ -352,7 +361,7 @@ def _metadata(items: list[_Item]) -> tuple[str, tuple[str, ...], str | None]:
     for item in items:
         line = item.pieces[0].text.strip()
         if item.kind == "author" and (m := _AUTHOR_LINE.match(line) or _BIO.match(line)):
-            authors.extend(a for a in re.split(r"[、，,]", m.group(1)) if a)
+            authors.extend(_split_names(m.group(1)))
     date = None
     title = ""
     for item in items:

@@ -1,0 +1,181 @@
+"""PDF reader: the text layer via pdfminer.six (pure Python, maps CJK CID fonts to Unicode).
+
+One ``Paragraph`` per text box, in pdfminer's reading order, with its page. Running headers,
+footers and page numbers are dropped so they do not cut sentences; small raised digits become
+superscript markers so footnote references link as in a text file. ``line`` counts the text
+lines kept from the text layer (a PDF has no source lines of its own).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import statistics
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pdfminer.high_level import extract_pages
+from pdfminer.layout import LAParams, LTAnno, LTChar, LTPage, LTTextBox, LTTextLine
+from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+
+from qa.errors import DocumentParseError
+from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
+from qa.types import Document
+
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_VIRTUAL_SPACE = "\x00"
+_CJK_GAP = re.compile(r"(?<=[\u2e80-\u9fff\uff00-\uffef])\x00+(?=[\u2e80-\u9fff\uff00-\uffef])")
+_UNMAPPED = re.compile(r"\(cid:\d+\)")
+# Kangxi radicals and ligatures that CJK/Latin fonts often map glyphs to instead of the letter.
+_COMPAT = re.compile(r"[\u2e80-\u2fdf\ufb00-\ufb06]")
+_ROMAN = r"(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+_PAGE_NUMBER = re.compile(  # 12, - 12 -, 頁 12, 第 12 頁, Page 3 of 9, 3/9, xii
+    rf"^[-–—]?\s*(?:(?:page|p\.|頁|页|第)\s*)?(?:\d{{1,4}}|{_ROMAN})"
+    r"(?:\s*(?:頁|页|/\s*\d{1,4}|of\s+\d{1,4}))?\s*[-–—]?$",
+    re.IGNORECASE,
+)
+_TO_SUPER = str.maketrans("0123456789", SUPERSCRIPTS)
+_EDGE_BAND = 0.08  # top/bottom share of the page where running heads and folios live
+_RUNNING_SHARE = 0.4  # a head on 40% of pages is running (alternating heads cover half each)
+
+
+@dataclass(frozen=True)
+class _Box:
+    lines: tuple[str, ...]
+    edge: bool  # at the top or bottom of its page
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
+def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash: str) -> Document:
+    pages, unmapped = _extract(raw, source_path)
+    paragraphs: list[Paragraph] = []
+    line = 1
+    for number, boxes in enumerate(_drop_running(pages), start=1):
+        for box in boxes:
+            paragraphs.append(Paragraph(join_lines(box.lines), line, page=number))
+            line += len(box.lines)
+    if not paragraphs:
+        reason = "no text layer (scanned PDF?)"
+        if unmapped:
+            reason = "text layer without Unicode mapping (fonts lack a ToUnicode map)"
+        raise DocumentParseError(source_path, reason)
+    return build_document(
+        paragraphs, doc_id=doc_id, source_path=source_path, content_hash=content_hash, format="pdf"
+    )
+
+
+def _extract(raw: bytes, source: str) -> tuple[list[list[_Box]], int]:
+    """Text boxes per page, and how many glyphs had no Unicode mapping."""
+    pages: list[list[_Box]] = []
+    unmapped = 0
+    for layout in _layouts(raw, source):
+        boxes, missing = _page_boxes(layout)
+        pages.append(boxes)
+        unmapped += missing
+    return pages, unmapped
+
+
+def _layouts(raw: bytes, source: str) -> Iterator[LTPage]:
+    """pdfminer's pages; its errors (of many kinds on damaged files) become parse errors."""
+    layouts = extract_pages(io.BytesIO(raw), laparams=LAParams())
+    while True:
+        try:
+            layout = next(layouts, None)
+        except PDFPasswordIncorrect:
+            raise DocumentParseError(source, "encrypted PDF: a password is needed") from None
+        except PDFEncryptionError as exc:
+            raise DocumentParseError(source, f"encrypted PDF that cannot be read ({exc})") from None
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            raise DocumentParseError(source, f"not a readable PDF ({reason})") from None
+        if layout is None:
+            return
+        yield layout
+
+
+def _page_boxes(layout: LTPage) -> tuple[list[_Box], int]:
+    found: list[tuple[tuple[str, ...], float, float]] = []
+    unmapped = 0
+    for element in layout:
+        if isinstance(element, LTTextBox):
+            raw = [_line_text(line) for line in element if isinstance(line, LTTextLine)]
+            unmapped += sum(len(_UNMAPPED.findall(line)) for line in raw)
+            if lines := tuple(text for line in raw if (text := _clean(line))):
+                found.append((lines, element.y0, element.y1))
+    top = max((y1 for _, _, y1 in found), default=0.0)
+    bottom = min((y0 for _, y0, _ in found), default=0.0)
+    band = layout.height * _EDGE_BAND
+    boxes = [
+        _Box(lines, y1 >= top or y0 <= bottom or y0 >= layout.height - band or y1 <= band)
+        for lines, y0, y1 in found
+    ]
+    return boxes, unmapped
+
+
+def _line_text(line: LTTextLine) -> str:
+    """A line's raw text; digits set smaller and raised above the line are footnote markers."""
+    chars = [item for item in line if isinstance(item, LTChar)]
+    if not chars:
+        return ""
+    size = Counter(round(c.size, 1) for c in chars).most_common(1)[0][0]
+    bottom = statistics.median(c.y0 for c in chars if round(c.size, 1) == size)
+    parts: list[str] = []
+    for item in line:
+        if isinstance(item, LTChar):
+            text = item.get_text()
+            if text.isdigit() and item.size <= 0.8 * size and item.y0 >= bottom + 0.25 * size:
+                text = text.translate(_TO_SUPER)
+            parts.append(text)
+        elif isinstance(item, LTAnno) and item.get_text() == " ":
+            parts.append(_VIRTUAL_SPACE)  # a gap pdfminer saw, not a space glyph
+    return "".join(parts)
+
+
+def _clean(text: str) -> str:
+    """Unmapped glyphs out, no gap between CJK characters, radicals/ligatures as letters, NFC."""
+    text = _CJK_GAP.sub("", _UNMAPPED.sub("", text)).replace(_VIRTUAL_SPACE, " ")
+    text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    text = re.sub(rf"\s+(?=[{SUPERSCRIPTS}])", "", re.sub(r"\s+", " ", text))
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def join_lines(lines: tuple[str, ...]) -> str:
+    """Lines of one box: no separator in CJK, a space in Latin, a word's line-end hyphen gone."""
+    text = lines[0]
+    for line in lines[1:]:
+        if text.endswith("\u00ad"):
+            text = text[:-1] + line
+        elif re.search(r"[a-z]-$", text) and line[:1].islower():
+            text = text[:-1] + line  # "informa-" + "tion"
+        elif text.endswith("-") or _CJK.match(text[-1]) or _CJK.match(line[0]):
+            text += line
+        else:
+            text += " " + line
+    return text
+
+
+def _drop_running(pages: list[list[_Box]]) -> list[list[_Box]]:
+    """Drop page numbers and short lines repeated at the top or bottom of many pages."""
+    seen: Counter[str] = Counter()
+    for boxes in pages:
+        seen.update({_shape(box.text) for box in boxes if box.edge and len(box.text) <= 80})
+    needed = max(2, math.ceil(_RUNNING_SHARE * len(pages)))
+    return [
+        [
+            box
+            for box in boxes
+            if not (box.edge and (_PAGE_NUMBER.match(box.text) or seen[_shape(box.text)] >= needed))
+        ]
+        for boxes in pages
+    ]
+
+
+def _shape(text: str) -> str:
+    """Running heads differ only in their page number: compare with digits masked."""
+    return re.sub(r"\d+", "#", re.sub(r"\s+", "", text))
