@@ -223,11 +223,6 @@ def test_html_without_main_uses_body_and_title_fallback(tmp_path: Path) -> None:
     assert doc.text == "First paragraph about magnets.\n\nItem one\n\nItem two\n\nCell A\n\nCell B"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="structure.py's news-subhead rule promotes a short list item before a long paragraph "
-    "to a level-2 heading, even in HTML, whose headings are explicit",
-)
 def test_html_list_items_are_not_headings(tmp_path: Path) -> None:
     path = tmp_path / "list.html"
     path.write_text(

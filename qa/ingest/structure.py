@@ -97,14 +97,16 @@ def build_document(
     format: str,
     markdown: bool = False,
 ) -> Document:
-    items = _classify(paragraphs, markdown=markdown)
+    # Only plain text needs subheads guessed; Markdown, HTML and PDF mark theirs (or have
+    # captions and list items that merely look like one).
+    items = _classify(paragraphs, markdown=markdown, guess_subheads=format == "text")
     if not markdown:  # Markdown has no pages: a definition between paragraphs is authored there
         items = _join_page_breaks(items)
     _assign_sections(items)
     return _assemble(items, doc_id, source_path, content_hash, format)
 
 
-def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
+def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool) -> list[_Item]:
     items: list[_Item] = []
     next_note = 1
     trailing: str | None = None  # once a "more reports"/"related" list starts, it runs to the end
@@ -144,7 +146,7 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool) -> list[_Item]:
             items.append(_Item("author", [para]))
         elif _BOILERPLATE.match(text):
             items.append(_Item("boilerplate", [para]))
-        elif not markdown and _is_subhead(text, items, following):  # Markdown marks its own
+        elif guess_subheads and _is_subhead(text, items, following):
             items.append(_Item("heading", [para], level=2, title=text.strip()))
         elif (
             not any(i.kind in ("heading", "dateline", "body") for i in items)
