@@ -13,7 +13,7 @@ from qa.retrieve import Retriever
 from qa.types import Chunk, Document, Footnote
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
-FLOORS = {"hybrid": {"recall@1": 0.73, "recall@5": 0.85, "recall@10": 0.89, "mrr@10": 0.79}}
+FLOORS = {"hybrid": {"recall@1": 0.74, "recall@5": 0.89, "recall@10": 0.89, "mrr@10": 0.80}}
 
 
 def test_metrics_on_a_hand_annotated_run() -> None:
