@@ -178,3 +178,6 @@ class SearchResult:
     mode: SearchMode
     hits: tuple[Hit, ...]
     took_ms: float
+    answerable: bool = True
+    confidence: float = 1.0  # calibrated belief that the corpus answers the question
+    timings_ms: dict[str, float] = field(default_factory=dict)
