@@ -9,12 +9,10 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.schemas import (
     BlockPublic,
-    CitationPublic,
     DocumentPublic,
     DocumentsPublic,
     DocumentSummary,
     FootnotePublic,
-    HitPublic,
     IndexPublic,
     Problem,
     ReadyPublic,
@@ -25,6 +23,7 @@ from api.schemas import (
 )
 from api.state import ServiceState
 from qa.retrieve import Retriever
+from qa.serialize import search_result_json
 from qa.types import Document
 
 router = APIRouter()
@@ -88,22 +87,15 @@ def index_info(current: RetrieverDep) -> IndexPublic:
 
 @router.post("/v1/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
 def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
-    result = current.search(body.question, top_k=body.top_k, mode=body.mode)
-    return SearchResponse(
-        question=result.question,
-        mode=result.mode,
-        took_ms=round(result.took_ms, 3),
-        hits=[
-            HitPublic(
-                rank=hit.rank,
-                score=hit.score,
-                text=hit.text,
-                scores=hit.scores,
-                citation=CitationPublic(**asdict(hit.citation)),
-            )
-            for hit in result.hits
-        ],
+    result = current.search(
+        body.question,
+        top_k=body.top_k,
+        mode=body.mode,
+        doc_ids=body.doc_ids,
+        section_prefix=body.section_prefix,
+        context=body.context,
     )
+    return SearchResponse.model_validate(search_result_json(result))
 
 
 @router.get("/v1/documents", response_model=DocumentsPublic, responses=_ERRORS, tags=["documents"])

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa.errors import InvalidQueryError
-from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, validate_question
+from qa.retrieve import MAX_CONTEXT_SENTENCES, MAX_QUESTION_CHARS, MAX_TOP_K, validate_question
 from qa.types import SearchMode
 
 
@@ -27,6 +27,23 @@ class SearchRequest(BaseModel):
         int, Field(ge=1, le=MAX_TOP_K, strict=True, description="Number of passages.")
     ] = 5
     mode: SearchMode = "hybrid"
+    doc_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=500)]] | None,
+        Field(max_length=100, description="Only search these documents."),
+    ] = None
+    section_prefix: Annotated[
+        str | None,
+        Field(max_length=500, description="Only passages whose section path starts with this."),
+    ] = None
+    context: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_CONTEXT_SENTENCES,
+            strict=True,
+            description="Sentences of context before and after each hit, returned apart.",
+        ),
+    ] = 0
 
     @field_validator("question")
     @classmethod
@@ -66,19 +83,30 @@ class CitationPublic(BaseModel):
     )
 
 
+class ContextPublic(BaseModel):
+    before: str
+    after: str
+    before_start: int = Field(description="text[before_start:after_end] == before + text + after")
+    after_end: int
+
+
 class HitPublic(BaseModel):
     rank: int
-    score: float
+    score: float = Field(description="The score the ranking used (fused in hybrid mode).")
     text: str
-    scores: dict[str, float]
+    scores: dict[str, float] = Field(description="Score per signal: dense, lexical, fused.")
     citation: CitationPublic
+    context: ContextPublic | None
 
 
 class SearchResponse(BaseModel):
     question: str
     mode: SearchMode
+    answerable: bool = Field(description="False when the corpus is unlikely to answer.")
+    confidence: float
     hits: list[HitPublic]
     took_ms: float
+    timings_ms: dict[str, float] = Field(description="embed, dense, lexical, fuse, assemble, total")
 
 
 class SectionPublic(BaseModel):

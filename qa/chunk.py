@@ -105,7 +105,7 @@ def chunk_document(
                     kind=kind,
                     page_start=document.page_of(chunk_start),
                     page_end=document.page_of(chunk_end - 1),
-                    footnotes=_cited_notes(document, kind, chunk_start, chunk_end),
+                    footnotes=cited_notes(document, kind, chunk_start, chunk_end),
                 )
             )
     return chunks
@@ -124,7 +124,7 @@ def _bounds(document: Document) -> list[tuple[str, int, int]]:
     return bounds
 
 
-def _cited_notes(document: Document, kind: str, start: int, end: int) -> tuple[int, ...]:
+def cited_notes(document: Document, kind: str, start: int, end: int) -> tuple[int, ...]:
     """Notes a passage points to: its markers, or for footnote text, its cross-references."""
     if kind == "footnotes":
         named = [

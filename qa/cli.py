@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--top-k", type=int, default=5, help=f"passages, 1..{MAX_TOP_K}")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.add_argument("--doc-id", action="append", dest="doc_ids", help="only this document (repeat)")
+    p.add_argument("--section", help="only passages whose section path starts with this")
+    p.add_argument("--context", type=int, default=0, help="sentences of context around hits")
     p.add_argument("--index", help="index directory")
     p.set_defaults(run=_search)
 
@@ -107,7 +110,14 @@ def _run_ingest(
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
-    result = open_retriever(settings).search(args.question, top_k=args.top_k, mode=args.mode)
+    result = open_retriever(settings).search(
+        args.question,
+        top_k=args.top_k,
+        mode=args.mode,
+        doc_ids=args.doc_ids,
+        section_prefix=args.section,
+        context=args.context,
+    )
     if args.json:
         print(json.dumps(search_result_json(result), ensure_ascii=False, indent=2))
         return 0
@@ -117,7 +127,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         if c.section:
             print(f"   {c.section}")
         print("   " + " ".join(hit.text.split())[:300])
-    print(f"({result.took_ms:.1f} ms)")
+    verdict = "" if result.answerable else "; the corpus probably does not answer this"
+    print(f"({result.took_ms:.1f} ms{verdict})")
     return 0
 
 

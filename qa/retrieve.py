@@ -5,18 +5,31 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from qa.answerable import judge
+from qa.chunk import cited_notes
 from qa.embed import Embedder
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
-from qa.types import SEARCH_MODES, Chunk, Citation, Document, Hit, SearchMode, SearchResult
+from qa.passages import Span, context_around, overlaps
+from qa.types import (
+    SEARCH_MODES,
+    Citation,
+    Document,
+    Hit,
+    SearchMode,
+    SearchResult,
+    anchor_for,
+)
 
 _COMPUTE = threading.Lock()
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
+MAX_CONTEXT_SENTENCES = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,16 @@ class FusionSettings:
     lexical_weight: float = 2.0
 
 
+@dataclass(frozen=True)
+class Signals:
+    """Each ranking's scores by chunk row, and the fused ranking the hits come from."""
+
+    dense: dict[int, float]
+    lexical: dict[int, float]
+    fused: dict[int, float]
+    ranked: list[tuple[int, float]]
+
+
 class Retriever:
     def __init__(
         self, index: Index, embedder: Embedder, fusion: FusionSettings | None = None
@@ -43,24 +66,42 @@ class Retriever:
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
 
-    def search(self, question: str, *, top_k: int = 5, mode: SearchMode = "hybrid") -> SearchResult:
+    def search(
+        self,
+        question: str,
+        *,
+        top_k: int = 5,
+        mode: SearchMode = "hybrid",
+        doc_ids: Sequence[str] | None = None,
+        section_prefix: str | None = None,
+        context: int = 0,
+    ) -> SearchResult:
         started = time.perf_counter()
         question = validate_question(question)
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidQueryError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         if mode not in SEARCH_MODES:
             raise InvalidQueryError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
-        depth = max(top_k, self.fusion.candidates)
-        dense = self._dense(question, depth) if mode in ("dense", "hybrid") else {}
-        lexical = self._lexical(question, depth) if mode in ("lexical", "hybrid") else {}
-        fused = self._fuse(dense, lexical) if mode == "hybrid" else {}
-        ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
-        hits = tuple(
-            self._hit(rank, row, score, dense, lexical, fused)
-            for rank, (row, score) in enumerate(ranked[:top_k], start=1)
-        )
+        if not 0 <= context <= MAX_CONTEXT_SENTENCES:
+            raise InvalidQueryError(f"context must be between 0 and {MAX_CONTEXT_SENTENCES}")
+        allowed = self._allowed_rows(doc_ids, section_prefix)
+        timings: dict[str, float] = {}
+        signals = self._signals(question, mode, top_k, allowed, timings)
+        tick = time.perf_counter()
+        hits = self._hits(signals, top_k, context)
+        timings["assemble"] = (time.perf_counter() - tick) * 1000
+        answerable, confidence = judge(signals.dense, signals.lexical, question)
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResult(question=question, mode=mode, hits=hits, took_ms=took_ms)
+        timings["total"] = took_ms
+        return SearchResult(
+            question=question,
+            mode=mode,
+            hits=hits,
+            took_ms=took_ms,
+            answerable=answerable,
+            confidence=confidence,
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+        )
 
     def document(self, doc_id: str) -> Document:
         try:
@@ -68,19 +109,77 @@ class Retriever:
         except KeyError:
             raise DocumentNotFoundError(doc_id) from None
 
-    def _dense(self, question: str, depth: int) -> dict[int, float]:
-        if not self.index.chunks:
-            return {}
-        with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
-            vector = self.embedder.encode_queries([question])
-            scores, rows = self.index.dense.search(vector, min(depth, len(self.index.chunks)))
-        # FAISS pads with -1 when it holds fewer vectors than asked for.
-        return {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+    def _allowed_rows(
+        self, doc_ids: Sequence[str] | None, section_prefix: str | None
+    ) -> set[int] | None:
+        if not doc_ids and not section_prefix:
+            return None
+        if doc_ids:
+            unknown = sorted(set(doc_ids) - set(self.index.documents))
+            if unknown:
+                raise InvalidQueryError(f"unknown doc_ids: {', '.join(unknown)}")
+        wanted = set(doc_ids or ())
+        prefix = (section_prefix or "").strip()
+        return {
+            row
+            for row, chunk in enumerate(self.index.chunks)
+            if (not wanted or chunk.doc_id in wanted) and chunk.section.startswith(prefix)
+        }
 
-    def _lexical(self, question: str, depth: int) -> dict[int, float]:
+    def _signals(
+        self,
+        question: str,
+        mode: SearchMode,
+        top_k: int,
+        allowed: set[int] | None,
+        timings: dict[str, float],
+    ) -> Signals:
+        depth = max(top_k * 3, self.fusion.candidates)
+        dense: dict[int, float] = {}
+        lexical: dict[int, float] = {}
+        if mode in ("dense", "hybrid"):
+            dense = self._dense(question, depth, allowed, timings)
+        if mode in ("lexical", "hybrid"):
+            tick = time.perf_counter()
+            lexical = self._lexical(question, depth, allowed)
+            timings["lexical"] = (time.perf_counter() - tick) * 1000
+        tick = time.perf_counter()
+        fused = self._fuse(dense, lexical) if mode == "hybrid" else {}
+        ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
+        timings["fuse"] = (time.perf_counter() - tick) * 1000
+        return Signals(dense, lexical, fused, ranked)
+
+    def _dense(
+        self, question: str, depth: int, allowed: set[int] | None, timings: dict[str, float]
+    ) -> dict[int, float]:
+        total = len(self.index.chunks)
+        if not total or allowed == set():
+            return {}
+        # With a filter, rank everything (flat index: the same cost) and keep the allowed rows.
+        k = total if allowed is not None else min(depth, total)
+        with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
+            tick = time.perf_counter()
+            vector = self.embedder.encode_queries([question])
+            timings["embed"] = (time.perf_counter() - tick) * 1000
+            tick = time.perf_counter()
+            scores, rows = self.index.dense.search(vector, k)
+            timings["dense"] = (time.perf_counter() - tick) * 1000
+        # FAISS pads with -1 when it holds fewer vectors than asked for.
+        found = [
+            (int(r), float(s))
+            for r, s in zip(rows[0], scores[0], strict=True)
+            if r >= 0 and (allowed is None or int(r) in allowed)
+        ]
+        return dict(found[:depth])
+
+    def _lexical(self, question: str, depth: int, allowed: set[int] | None) -> dict[int, float]:
         scores = self.index.lexical.scores(question)
         if not len(scores):
             return {}
+        if allowed is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[list(allowed)] = True
+            scores = np.where(mask, scores, 0.0)
         top = np.argsort(-scores, kind="stable")[:depth]
         return {int(r): float(scores[r]) for r in top if scores[r] > 0}
 
@@ -94,42 +193,57 @@ class Retriever:
                 fused[row] = fused.get(row, 0.0) + weight / (self.fusion.k + rank)
         return fused
 
-    def _hit(
-        self,
-        rank: int,
-        row: int,
-        score: float,
-        dense: dict[int, float],
-        lexical: dict[int, float],
-        fused: dict[int, float],
-    ) -> Hit:
-        chunk = self.index.chunks[row]
-        signals = {"dense": dense.get(row), "lexical": lexical.get(row), "fused": fused.get(row)}
-        return Hit(
-            rank=rank,
-            score=score,
-            text=chunk.text,
-            citation=self._citation(chunk),
-            scores={k: v for k, v in signals.items() if v is not None},
-        )
+    def _hits(self, signals: Signals, top_k: int, context: int) -> tuple[Hit, ...]:
+        """Best first; a chunk repeating text already shown (overlap, copied file) is dropped."""
+        shown: list[Span] = []
+        seen_texts: set[str] = set()
+        hits: list[Hit] = []
+        for row, score in signals.ranked:
+            chunk = self.index.chunks[row]
+            document = self.index.documents[chunk.doc_id]
+            span = Span(chunk.doc_id, chunk.char_start, chunk.char_end)
+            text = chunk.text
+            if overlaps(span, shown) or text in seen_texts:
+                continue
+            shown.append(span)
+            seen_texts.add(text)
+            scores = {
+                "dense": signals.dense.get(row),
+                "lexical": signals.lexical.get(row),
+                "fused": signals.fused.get(row),
+            }
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=score,
+                    text=text,
+                    citation=self._citation(document, span, chunk.kind),
+                    scores={k: v for k, v in scores.items() if v is not None},
+                    context=context_around(document, span.start, span.end, context)
+                    if context
+                    else None,
+                )
+            )
+            if len(hits) == top_k:
+                break
+        return tuple(hits)
 
-    def _citation(self, chunk: Chunk) -> Citation:
-        document = self.index.documents[chunk.doc_id]
+    def _citation(self, document: Document, span: Span, kind: str) -> Citation:
         return Citation(
-            doc_id=chunk.doc_id,
+            doc_id=document.doc_id,
             title=document.title,
-            section=chunk.section,
-            char_start=chunk.char_start,
-            char_end=chunk.char_end,
-            line_start=chunk.line_start,
-            line_end=chunk.line_end,
-            anchor=chunk.anchor,
-            kind=chunk.kind,
-            page=chunk.page_start,
-            page_end=chunk.page_end,
+            section=document.section_at(span.start),
+            char_start=span.start,
+            char_end=span.end,
+            line_start=document.line_of(span.start),
+            line_end=document.line_of(span.end - 1),
+            anchor=anchor_for(document.doc_id, span.start, span.end),
+            kind=kind,
+            page=document.page_of(span.start),
+            page_end=document.page_of(span.end - 1),
             authors=document.authors,
             date=document.date,
-            footnotes=document.footnotes_for(chunk.footnotes),
+            footnotes=document.footnotes_for(cited_notes(document, kind, span.start, span.end)),
         )
 
 

@@ -12,6 +12,8 @@ def search_result_json(result: SearchResult) -> dict[str, Any]:
     return {
         "question": result.question,
         "mode": result.mode,
+        "answerable": result.answerable,
+        "confidence": round(result.confidence, 4),
         "hits": [
             {
                 "rank": hit.rank,
@@ -19,8 +21,10 @@ def search_result_json(result: SearchResult) -> dict[str, Any]:
                 "text": hit.text,
                 "scores": hit.scores,
                 "citation": asdict(hit.citation),
+                "context": asdict(hit.context) if hit.context else None,
             }
             for hit in result.hits
         ],
         "took_ms": round(result.took_ms, 3),
+        "timings_ms": result.timings_ms,
     }

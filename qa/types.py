@@ -142,7 +142,12 @@ class Chunk:
 
     @property
     def anchor(self) -> str:
-        return f"{self.doc_id}#c{self.char_start}-{self.char_end}"
+        return anchor_for(self.doc_id, self.char_start, self.char_end)
+
+
+def anchor_for(doc_id: str, start: int, end: int) -> str:
+    """The citation anchor clients resolve: ``doc_id#c<start>-<end>`` into the canonical text."""
+    return f"{doc_id}#c{start}-{end}"
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,24 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Context:
+    """Sentences around a passage, kept apart from its text so its anchor stays exact:
+    ``text[before_start:after_end] == before + hit.text + after``."""
+
+    before: str
+    after: str
+    before_start: int
+    after_end: int
+
+
+@dataclass(frozen=True)
 class Hit:
     rank: int
     score: float
     text: str
     citation: Citation
     scores: dict[str, float] = field(default_factory=dict)
+    context: Context | None = None
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,17 @@ def test_search_response_shape(client: TestClient, corpus_retriever: Retriever, 
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["X-Index-Generation"] == corpus_retriever.index.generation
     body = response.json()
-    assert set(body) == {"question", "mode", "hits", "took_ms"}
+    assert set(body) == {
+        "question",
+        "mode",
+        "answerable",
+        "confidence",
+        "hits",
+        "took_ms",
+        "timings_ms",
+    }
+    assert isinstance(body["answerable"], bool) and 0.0 <= body["confidence"] <= 1.0
+    assert body["timings_ms"]["total"] >= body["timings_ms"]["fuse"] >= 0
     assert body["question"] == "日本對中國稀土的依賴有多高？"
     assert body["mode"] == mode
     assert isinstance(body["took_ms"], float) and body["took_ms"] >= 0
@@ -199,7 +209,8 @@ def test_search_response_shape(client: TestClient, corpus_retriever: Retriever, 
     own_signal = {"hybrid": "fused", "dense": "dense", "lexical": "lexical"}[mode]
     anchors = set()
     for hit in hits:
-        assert set(hit) == {"rank", "score", "text", "scores", "citation"}
+        assert set(hit) == {"rank", "score", "text", "scores", "citation", "context"}
+        assert hit["context"] is None
         assert set(hit["citation"]) == CITATION_KEYS
         assert hit["citation"]["doc_id"] in (CHAPTER, NEWS)
         assert hit["citation"]["kind"] in INDEXED_KINDS

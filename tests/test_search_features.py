@@ -1,0 +1,88 @@
+"""Filters, context, de-duplication, per-signal scores and stage timings (library and API)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CHAPTER, NEWS
+from fastapi.testclient import TestClient
+
+from qa.errors import InvalidQueryError
+from qa.retrieve import Retriever
+
+STEEL = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構 > 參、跨國併購與鋼鐵戰略自主"
+
+
+def test_doc_id_filter(corpus_retriever: Retriever) -> None:
+    for doc_id in (CHAPTER, NEWS):
+        result = corpus_retriever.search("稀土", top_k=10, doc_ids=[doc_id])
+        assert result.hits and {h.citation.doc_id for h in result.hits} == {doc_id}
+    with pytest.raises(InvalidQueryError, match="unknown doc_ids: nope"):
+        corpus_retriever.search("稀土", doc_ids=["nope"])
+
+
+def test_section_prefix_filter(corpus_retriever: Retriever) -> None:
+    for mode in ("hybrid", "dense", "lexical"):
+        result = corpus_retriever.search("稀土 出口管制", top_k=5, mode=mode, section_prefix=STEEL)
+        assert result.hits, mode
+        assert all(h.citation.section.startswith(STEEL) for h in result.hits), mode
+    none = corpus_retriever.search("稀土", section_prefix="no such section")
+    assert none.hits == ()
+
+
+def test_context_is_separate_and_exact(corpus_retriever: Retriever) -> None:
+    result = corpus_retriever.search("日鐵收購美國鋼鐵", top_k=3, context=2)
+    for hit in result.hits:
+        document = corpus_retriever.document(hit.citation.doc_id)
+        c, ctx = hit.citation, hit.context
+        assert ctx is not None
+        assert document.text[c.char_start : c.char_end] == hit.text
+        assert document.text[ctx.before_start : ctx.after_end] == ctx.before + hit.text + ctx.after
+        assert ctx.before or ctx.after
+    without = corpus_retriever.search("日鐵收購美國鋼鐵", top_k=3)
+    assert [h.text for h in without.hits] == [h.text for h in result.hits]
+    assert all(h.context is None for h in without.hits)
+
+
+def test_no_text_is_shown_twice(corpus_retriever: Retriever) -> None:
+    for question in ("南鳥島 稀土泥", "日鐵 黃金股", "MASGA 造船", "製藥 供應鏈"):
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = corpus_retriever.search(question, top_k=10, mode=mode).hits  # type: ignore[arg-type]
+            spans = [(h.citation.doc_id, h.citation.char_start, h.citation.char_end) for h in hits]
+            for i, (doc, start, end) in enumerate(spans):
+                for other_doc, other_start, other_end in spans[i + 1 :]:
+                    assert doc != other_doc or end <= other_start or other_end <= start
+            assert len({h.text for h in hits}) == len(hits)
+
+
+def test_timings_and_scores(corpus_retriever: Retriever) -> None:
+    hybrid = corpus_retriever.search("日本稀土依賴", mode="hybrid")
+    assert {"embed", "dense", "lexical", "fuse", "assemble", "total"} <= set(hybrid.timings_ms)
+    assert hybrid.timings_ms["total"] >= hybrid.timings_ms["embed"] > 0
+    assert all({"dense", "fused"} <= set(h.scores) for h in hybrid.hits)
+    lexical = corpus_retriever.search("日本稀土依賴", mode="lexical")
+    assert "embed" not in lexical.timings_ms and "lexical" in lexical.timings_ms
+
+
+def test_api_filters_context_and_validation(client: TestClient) -> None:
+    body = {"question": "稀土", "top_k": 3, "doc_ids": [NEWS], "context": 1}
+    data = client.post("/v1/search", json=body).json()
+    assert {h["citation"]["doc_id"] for h in data["hits"]} == {NEWS}
+    for hit in data["hits"]:
+        text = client.get(f"/v1/documents/{NEWS}").json()["text"]
+        ctx = hit["context"]
+        assert (
+            text[ctx["before_start"] : ctx["after_end"]]
+            == ctx["before"] + hit["text"] + ctx["after"]
+        )
+    section = client.post("/v1/search", json={"question": "稀土", "section_prefix": STEEL}).json()
+    assert all(h["citation"]["section"].startswith(STEEL) for h in section["hits"])
+    for bad, word in (
+        ({"question": "稀土", "doc_ids": ["nope"]}, "unknown doc_ids"),
+        ({"question": "稀土", "context": 11}, "context"),
+        ({"question": "稀土", "context": -1}, "context"),
+        ({"question": "稀土", "doc_ids": "not-a-list"}, "doc_ids"),
+        ({"question": "稀土", "doc_ids": [""]}, "doc_ids"),
+    ):
+        response = client.post("/v1/search", json=bad)
+        assert response.status_code == 422, bad
+        assert word in response.json()["detail"], response.json()
