@@ -8,6 +8,7 @@ bigrams for Han text, bigrams for kana, and whole Latin words and numbers.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from functools import lru_cache
@@ -87,6 +88,15 @@ class LexicalIndex:
     def __init__(self, retriever: Any) -> None:
         self._retriever = retriever
         self._vocab: dict[str, int] = dict(retriever.vocab_dict)
+        scores = retriever.scores
+        # bm25s keeps a CSC matrix over (chunk, term): a term's column lists its chunks.
+        indptr = np.asarray(scores["indptr"])
+        chunk_of_entry = np.asarray(scores["indices"])
+        self._doc_freq = np.diff(indptr)
+        term_of_entry = np.repeat(np.arange(len(self._doc_freq)), self._doc_freq)
+        order = np.argsort(chunk_of_entry, kind="stable")  # the same entries, chunk by chunk
+        self._terms_sorted = term_of_entry[order]
+        self._chunk_ptr = np.searchsorted(chunk_of_entry[order], np.arange(self.size + 1))
 
     @classmethod
     def build(cls, texts: list[str]) -> LexicalIndex:
@@ -117,6 +127,21 @@ class LexicalIndex:
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+
+    def term_weights(self, query: str) -> list[tuple[int | None, float]]:
+        """(term id or None when the corpus lacks it, IDF) for each distinct query term."""
+        n = self.size
+        weights = []
+        for term in set(analyze(query)):
+            index = self._vocab.get(term)
+            df = int(self._doc_freq[index]) if index is not None else 0
+            weights.append((index, math.log(1 + (n - df + 0.5) / (df + 0.5))))
+        return weights
+
+    def term_ids_of(self, row: int) -> set[int]:
+        """Ids of the terms chunk ``row`` contains."""
+        start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]
+        return set(self._terms_sorted[start:end].tolist())
 
     @property
     def size(self) -> int:

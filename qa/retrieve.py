@@ -90,7 +90,11 @@ class Retriever:
         tick = time.perf_counter()
         hits = self._hits(signals, top_k, context)
         timings["assemble"] = (time.perf_counter() - tick) * 1000
-        answerable, confidence = judge(signals.dense, signals.lexical, question)
+        answerable, confidence = judge(
+            self.embedder.model_id,
+            max(signals.dense.values()) if signals.dense else None,
+            self._coverage(question, signals.ranked[:3]),
+        )
         took_ms = (time.perf_counter() - started) * 1000
         timings["total"] = took_ms
         return SearchResult(
@@ -192,6 +196,16 @@ class Retriever:
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
                 fused[row] = fused.get(row, 0.0) + weight / (self.fusion.k + rank)
         return fused
+
+    def _coverage(self, question: str, top: list[tuple[int, float]]) -> float:
+        """IDF-weighted share of the question's terms found together in one top passage."""
+        weights = self.index.lexical.term_weights(question)
+        total = sum(w for _, w in weights)
+        best = 0.0
+        for row, _ in top if total else []:
+            present = self.index.lexical.term_ids_of(row)
+            best = max(best, sum(w for t, w in weights if t in present) / total)
+        return best
 
     def _hits(self, signals: Signals, top_k: int, context: int) -> tuple[Hit, ...]:
         """Best first; a chunk repeating text already shown (overlap, copied file) is dropped."""

@@ -86,3 +86,29 @@ def test_api_filters_context_and_validation(client: TestClient) -> None:
         response = client.post("/v1/search", json=bad)
         assert response.status_code == 422, bad
         assert word in response.json()["detail"], response.json()
+
+
+def test_off_topic_questions_are_flagged_unanswerable(corpus_retriever: Retriever) -> None:
+    for question in (
+        "How long should sourdough bread proof at room temperature?",
+        "世界盃足球賽冠軍是哪一隊？",
+    ):
+        result = corpus_retriever.search(question)
+        assert result.answerable is False and result.confidence < 0.5, question
+        assert result.hits  # the passages are still returned, only flagged
+    for question in (
+        "日本重稀土進口對中國的依賴度有多高？",
+        "How much did Nippon Steel pay for U.S. Steel?",
+    ):
+        result = corpus_retriever.search(question)
+        assert result.answerable is True and result.confidence >= 0.5, question
+
+
+def test_judge_thresholds() -> None:
+    from qa.answerable import COVERAGE_THRESHOLD, judge
+
+    assert judge("use-multilingual-v3", 0.36, 0.0) == (True, pytest.approx(0.5))
+    assert judge("use-multilingual-v3", 0.20, 0.0)[0] is False
+    assert judge("use-multilingual-v3", 0.20, COVERAGE_THRESHOLD + 0.05)[0] is True
+    assert judge("some-other-model", 0.01, 0.0)[0] is True  # uncalibrated: never flags on dense
+    assert judge("some-other-model", None, 0.0)[0] is False  # lexical mode: coverage decides

@@ -1,0 +1,237 @@
+"""Evaluate on a BEIR-format dataset: corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
+
+Each corpus document becomes one Markdown file in a working directory (``# title`` heading,
+then the text as one paragraph), which is ingested with the configured embedder into an index
+of its own. The title is a level-1 heading, so it becomes the document title and opens the
+first passage (headings start the passage they title): it is searchable both ways. The text is
+whitespace-flattened into one paragraph so that line-start heuristics of the readers (headings,
+footnote definitions, bullets) can only ever see its first characters.
+
+File names are the BEIR ids when these are safe (``[A-Za-z0-9][A-Za-z0-9_-]*``, up to 100
+characters, unique ignoring case); any other id gets a sanitised name plus a hash of the id.
+``ids.json`` in the working directory maps every file's doc_id back to the exact BEIR ``_id``.
+
+Scoring is at document level: a document's score is its best passage's (the first of its
+passages in the service's ranking), so a document with several matching passages counts once.
+``recall@k`` is true recall here (ranx ``recall@k``: share of the relevant documents found),
+``hit_rate@k`` the share of queries with any relevant document in the top k. The run holds at
+most ``MAX_TOP_K`` passages per query, so ``map@100`` is computed over at most that many
+documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import Query, run_mode, summarize
+from qa.config import Settings
+from qa.embed import Embedder
+from qa.errors import ConfigError
+from qa.index import ProgressCallback
+from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K
+from qa.service import ingest, open_embedder, open_retriever
+from qa.types import SearchMode
+
+METRICS = {
+    "ndcg@10": "ndcg@10",
+    "recall@1": "recall@1",
+    "recall@5": "recall@5",
+    "recall@10": "recall@10",
+    "hit_rate@10": "hit_rate@10",
+    "mrr@10": "mrr@10",
+    "map@100": "map@100",
+}
+COMPARE_METRICS = ("ndcg@10", "recall@10")
+MAPPING_FILE = "ids.json"
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    corpus: dict[str, tuple[str, str]]  # _id -> (title, text)
+    queries: dict[str, str]  # _id -> text
+    qrels: dict[str, dict[str, int]]  # query-id -> {corpus-id: score > 0}
+    split: str
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ConfigError(f"BEIR dataset file missing: {path}")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    row["_id"] = str(row["_id"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ConfigError(f"{path}:{number}: not a BEIR record: {exc}") from None
+                rows.append(row)
+    return rows
+
+
+def load_beir(root: Path, split: str = "test") -> BeirDataset:
+    corpus = {
+        r["_id"]: (str(r.get("title") or ""), str(r.get("text") or ""))
+        for r in _read_jsonl(root / "corpus.jsonl")
+    }
+    queries = {r["_id"]: str(r.get("text") or "") for r in _read_jsonl(root / "queries.jsonl")}
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        raise ConfigError(f"BEIR dataset file missing: {qrels_path}")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if not line.strip() or (number == 1 and fields[0] == "query-id"):
+                continue
+            try:
+                qid, docid, score = fields[0], fields[1], int(float(fields[2]))
+            except (IndexError, ValueError):
+                raise ConfigError(f"{qrels_path}:{number}: not 'query-id corpus-id score'") from None
+            if score > 0:  # 0 is a judged non-relevant document
+                qrels.setdefault(qid, {})[docid] = score
+    return BeirDataset(corpus, queries, qrels, split)
+
+
+def file_stems(ids: Sequence[str]) -> dict[str, str]:
+    """A safe, unique file stem (= index doc_id) for every BEIR id."""
+    stems: dict[str, str] = {}
+    taken: set[str] = set()
+    for beir_id in sorted(ids, key=lambda i: (not _SAFE_ID.fullmatch(i), i)):
+        stem = beir_id
+        if not _SAFE_ID.fullmatch(beir_id) or stem.casefold() in taken:
+            cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", unicodedata.normalize("NFKC", beir_id))
+            digest = hashlib.sha256(beir_id.encode()).hexdigest()[:12]
+            stem = f"{cleaned.strip('_-')[:60] or 'doc'}~{digest}"
+        stems[beir_id] = stem
+        taken.add(stem.casefold())
+    return stems
+
+
+def document_markdown(title: str, text: str) -> str:
+    title, body = " ".join(title.split()), " ".join(text.split())
+    parts = ([f"# {title}"] if title else []) + ([body] if body else [])
+    return "\n\n".join(parts) + "\n" if parts else ""
+
+
+def materialize(dataset: BeirDataset, workdir: Path) -> dict[str, str]:
+    """Write the corpus as Markdown files; returns (and saves) ``{doc_id: BEIR _id}``.
+
+    Files are rewritten only when their content changed (so a re-run re-embeds nothing) and
+    files of documents no longer in the corpus are removed. Empty documents are skipped.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    stems = file_stems(list(dataset.corpus))
+    mapping: dict[str, str] = {}
+    for beir_id, (title, text) in dataset.corpus.items():
+        content = document_markdown(title, text)
+        if not content:
+            continue
+        path = workdir / f"{stems[beir_id]}.md"
+        if not path.is_file() or path.read_text("utf-8") != content:
+            path.write_text(content, "utf-8")
+        mapping[stems[beir_id]] = beir_id
+    for stale in workdir.glob("*.md"):
+        if stale.stem not in mapping:
+            stale.unlink()
+    (workdir / MAPPING_FILE).write_text(
+        json.dumps(mapping, ensure_ascii=False, indent=0, sort_keys=True), "utf-8"
+    )
+    return mapping
+
+
+def script_of(text: str) -> str:
+    """A language label guessed from the script (BEIR has no language field)."""
+    names = [unicodedata.name(ch, "") for ch in text if ch.isalpha()]
+    if any(n.startswith(("HIRAGANA", "KATAKANA")) for n in names):
+        return "ja"
+    if any(n.startswith("HANGUL") for n in names):
+        return "ko"
+    if any(n.startswith("CJK") for n in names):
+        return "zh"
+    if names and all(n.startswith("LATIN") for n in names):
+        return "latin"
+    return "other"
+
+
+def evaluate_beir(
+    root: Path,
+    settings: Settings,
+    modes: Sequence[SearchMode],
+    *,
+    split: str = "test",
+    index_dir: Path | None = None,
+    workdir: Path | None = None,
+    embedder: Embedder | None = None,
+    stat_test: str | None = "student",
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Ingest the dataset into its own index and score every judged query at document level."""
+    dataset = load_beir(root, split)
+    workdir = workdir or root / ".qa-corpus"
+    index_dir = index_dir or root / ".qa-index"
+    if workdir.resolve() == index_dir.resolve():
+        raise ConfigError("the BEIR working directory and index directory must differ")
+    mapping = materialize(dataset, workdir)
+    own = settings.with_(corpus_dir=workdir, index_dir=index_dir)
+    embedder = embedder or open_embedder(own)
+    outcome = ingest(own, [workdir], embedder=embedder, progress=progress)
+    retriever = open_retriever(own, embedder)
+    indexed = {mapping[c.doc_id] for c in retriever.index.chunks if c.doc_id in mapping}
+
+    judged = [q for q in sorted(dataset.qrels) if q in dataset.queries]
+    queries = []
+    for qid in judged:
+        text = dataset.queries[qid]
+        expected = tuple(
+            f"{d}: {dataset.corpus.get(d, ('(not in corpus)', ''))[0][:80]}"
+            for d in sorted(dataset.qrels[qid])
+        )
+        queries.append(Query(qid, text[:MAX_QUESTION_CHARS], script_of(text), split, True, expected))
+    runs = {
+        mode: run_mode(
+            retriever,
+            [q for q in queries if q.text.strip()],
+            mode,
+            top_k=MAX_TOP_K,
+            unit=lambda h: mapping.get(h.citation.doc_id, h.citation.doc_id),
+        )
+        for mode in dict.fromkeys(modes)
+    }
+    qrels = {q: dataset.qrels[q] for q in judged}
+    report = summarize(
+        kind="beir",
+        queries=queries,
+        qrels=qrels,
+        runs=runs,
+        metrics=METRICS,
+        curve_metric="recall",
+        compare_metrics=COMPARE_METRICS,
+        scopes=[split],
+        stat_test=stat_test,
+    )
+    return {
+        "beir": str(root),
+        "split": split,
+        "embed_model": embedder.model_id,
+        "index": str(index_dir),
+        "workdir": str(workdir),
+        "documents": len(dataset.corpus),
+        "documents_indexed": len(indexed),
+        "documents_not_indexed": sorted(set(dataset.corpus) - indexed)[:100],
+        "ingest_errors": [str(e) for e in outcome.ingest.errors],
+        "chunks": len(retriever.index.chunks),
+        "queries_total": len(dataset.queries),
+        "queries_without_judgements": len(set(dataset.queries) - set(dataset.qrels)),
+        "queries_truncated": sum(len(dataset.queries[q]) > MAX_QUESTION_CHARS for q in judged),
+        **report,
+        "runs": {mode: run.run for mode, run in runs.items()},
+    }
