@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import Query, run_mode, summarize
+from eval.metrics import ModeRun, Query, run_mode, snippet, summarize
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
@@ -95,7 +95,9 @@ def load_beir(root: Path, split: str = "test") -> BeirDataset:
             try:
                 qid, docid, score = fields[0], fields[1], int(float(fields[2]))
             except (IndexError, ValueError):
-                raise ConfigError(f"{qrels_path}:{number}: not 'query-id corpus-id score'") from None
+                raise ConfigError(
+                    f"{qrels_path}:{number}: not 'query-id corpus-id score'"
+                ) from None
             if score > 0:  # 0 is a judged non-relevant document
                 qrels.setdefault(qid, {})[docid] = score
     return BeirDataset(corpus, queries, qrels, split)
@@ -192,14 +194,16 @@ def evaluate_beir(
     for qid in judged:
         text = dataset.queries[qid]
         expected = tuple(
-            f"{d}: {dataset.corpus.get(d, ('(not in corpus)', ''))[0][:80]}"
+            f"{d}: {snippet(' '.join(dataset.corpus.get(d, ('(not in the corpus)', ''))), 100)}"
             for d in sorted(dataset.qrels[qid])
         )
-        queries.append(Query(qid, text[:MAX_QUESTION_CHARS], script_of(text), split, True, expected))
-    runs = {
+        queries.append(
+            Query(qid, text[:MAX_QUESTION_CHARS], script_of(text), split, True, expected)
+        )
+    runs: dict[str, ModeRun] = {
         mode: run_mode(
             retriever,
-            [q for q in queries if q.text.strip()],
+            queries,
             mode,
             top_k=MAX_TOP_K,
             unit=lambda h: mapping.get(h.citation.doc_id, h.citation.doc_id),
@@ -231,6 +235,7 @@ def evaluate_beir(
         "chunks": len(retriever.index.chunks),
         "queries_total": len(dataset.queries),
         "queries_without_judgements": len(set(dataset.queries) - set(dataset.qrels)),
+        "judged_queries_missing": sorted(set(dataset.qrels) - set(dataset.queries))[:100],
         "queries_truncated": sum(len(dataset.queries[q]) > MAX_QUESTION_CHARS for q in judged),
         **report,
         "runs": {mode: run.run for mode, run in runs.items()},

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import Query, run_mode, summarize
+from eval.metrics import ModeRun, Query, run_mode, summarize
 from qa.retrieve import Retriever
 from qa.types import Chunk, Document, SearchMode
 
@@ -135,7 +135,7 @@ def evaluate_gold(
         Query(q.id, q.question, q.lang, q.split, q.answerable, q.evidence, q.answer)
         for q in questions
     ]
-    runs = {
+    runs: dict[str, ModeRun] = {
         mode: run_mode(retriever, queries, mode, top_k=DEPTH, unit=lambda h: h.citation.anchor)
         for mode in dict.fromkeys(modes)
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from qa.errors import InvalidQueryError
 from qa.retrieve import Retriever
 from qa.types import Hit, SearchMode
 
@@ -78,7 +79,11 @@ def run_mode(
     result = ModeRun(mode)
     for query in queries:
         started = time.perf_counter()
-        found = retriever.search(query.text, top_k=top_k, mode=mode)
+        try:
+            found = retriever.search(query.text, top_k=top_k, mode=mode)
+        except InvalidQueryError:  # e.g. an empty BEIR query: it finds nothing
+            result.run[query.id] = {}
+            continue
         result.latency_ms.append((time.perf_counter() - started) * 1000)
         ranking: dict[str, float] = {}
         for hit in found.hits:
@@ -98,7 +103,7 @@ def _ranx_inputs(qrels: Qrels, run: RunDict) -> tuple[Any, Any, list[str]]:
     from ranx import Run as RanxRun
 
     ranx_qrels = RanxQrels(qrels)
-    ids = [str(q) for q in ranx_qrels.keys()]
+    ids = [str(q) for q in ranx_qrels.get_query_ids()]  # the order of ranx's results
     # ranx needs every judged query in the run: an empty answer is a run that finds nothing.
     ranx_run = RanxRun({q: run.get(q) or {"<none>": 0.0} for q in ids})
     return ranx_qrels, ranx_run, ids

@@ -61,11 +61,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ingest", action="store_true", help="serve the index as it is")
     p.set_defaults(run=_serve)
 
-    p = commands.add_parser("eval", help="evaluate retrieval on the gold set")
+    p = commands.add_parser("eval", help="evaluate retrieval on the gold set or a BEIR dataset")
     p.add_argument("--gold", type=Path, help="gold JSONL (default: QA_GOLD_PATH)")
+    p.add_argument("--split", choices=("dev", "test", "all"), default="all", help="gold split")
     p.add_argument("--modes", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES))
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
-    p.add_argument("--index", help="index directory")
+    p.add_argument("--run-out", type=Path, metavar="FILE", help="write a TREC run file")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write report.md + recall_at_k.png")
+    p.add_argument(
+        "--compare",
+        choices=("student", "fisher", "none"),
+        default="student",
+        help="paired significance test between modes (default: student)",
+    )
+    p.add_argument("--write-baseline", type=Path, metavar="FILE", help="store hybrid metrics")
+    p.add_argument("--beir", type=Path, metavar="DIR", help="evaluate a BEIR dataset instead")
+    p.add_argument("--beir-split", default="test", help="BEIR qrels file (default: test)")
+    p.add_argument("--index-out", type=Path, help="BEIR index directory (default: DIR/.qa-index)")
+    p.add_argument("--work-dir", type=Path, help="BEIR documents (default: DIR/.qa-corpus)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--index", help="index directory (gold set)")
     p.set_defaults(run=_eval)
     return parser
 
@@ -149,10 +164,66 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from eval.harness import evaluate_gold, format_report
+    from eval.harness import (
+        baseline_from_report,
+        evaluate_beir,
+        evaluate_gold,
+        format_report,
+        json_report,
+        write_report,
+        write_run_file,
+    )
+    from qa.errors import ConfigError
 
-    report = evaluate_gold(open_retriever(settings), args.gold or settings.gold_path, args.modes)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    stat_test = None if args.compare == "none" else args.compare
+    report: dict[str, Any]
+    if args.beir:
+        if args.write_baseline or args.split != "all":
+            raise ConfigError("--write-baseline and --split apply to the gold set, not --beir")
+        bar: Any = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if args.quiet or total < 128:
+                return
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+            bar.update(done - bar.n)
+
+        try:
+            report = evaluate_beir(
+                args.beir,
+                settings,
+                args.modes,
+                split=args.beir_split,
+                index_dir=args.index_out,
+                workdir=args.work_dir,
+                stat_test=stat_test,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    else:
+        if args.write_baseline and (args.split != "all" or "hybrid" not in args.modes):
+            raise ConfigError("--write-baseline needs --split all and the hybrid mode")
+        gold = args.gold or settings.gold_path
+        report = evaluate_gold(
+            open_retriever(settings), gold, args.modes, split=args.split, stat_test=stat_test
+        )
+    print(json_report(report) if args.json else format_report(report))
+    if args.run_out:
+        lines = write_run_file(report, args.run_out)
+        print(f"wrote {lines} run lines to {args.run_out}", file=sys.stderr)
+    if args.report:
+        markdown, plot = write_report(report, args.report)
+        print(f"wrote {markdown} and {plot}", file=sys.stderr)
+    if args.write_baseline:
+        baseline = json.dumps(baseline_from_report(report), ensure_ascii=False, indent=2)
+        args.write_baseline.write_text(baseline + "\n", "utf-8")
+        print(f"wrote {args.write_baseline}", file=sys.stderr)
     return 0
 
 

@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunk import ChunkerSettings, chunk_document
+from qa.chunk import ChunkerSettings, chunk_document, sentence_spans
 from qa.embed import Embedder, Vectors
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
 from qa.types import Block, Chunk, Document, Footnote, Heading
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _POINTER = "CURRENT"
 _LOCK = ".lock"
 _EMBED_BATCH = 64
@@ -65,6 +65,8 @@ class Index:
     chunks: tuple[Chunk, ...]
     dense: Any  # faiss.Index
     lexical: LexicalIndex
+    sentence_vectors: Vectors  # every chunk's sentences, chunk after chunk
+    sentence_ptr: Any  # chunk i's sentences are rows sentence_ptr[i]:sentence_ptr[i + 1]
 
     @property
     def generation(self) -> str:
@@ -121,12 +123,20 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
     chunks = tuple(_read_chunks(generation / "chunks.jsonl"))
     dense = _faiss().read_index(str(generation / "dense.faiss"))
     lexical = LexicalIndex.load(generation / "lexical")
-    if dense.ntotal != len(chunks) or dense.d != dimension or lexical.size != len(chunks):
+    sentences = np.load(generation / "sentences.npy", allow_pickle=False)
+    pointer = np.load(generation / "sentence_ptr.npy", allow_pickle=False)
+    if (
+        dense.ntotal != len(chunks)
+        or dense.d != dimension
+        or lexical.size != len(chunks)
+        or len(pointer) != len(chunks) + 1
+        or int(pointer[-1]) != len(sentences)
+    ):
         raise IndexCorruptError(
             f"{generation} is inconsistent: {len(chunks)} chunks, {dense.ntotal} vectors "
-            f"of dimension {dense.d}, {lexical.size} lexical rows"
+            f"of dimension {dense.d}, {lexical.size} lexical rows, {len(sentences)} sentences"
         )
-    return Index(generation, manifest, documents, chunks, dense, lexical)
+    return Index(generation, manifest, documents, chunks, dense, lexical, sentences, pointer)
 
 
 def build_index(
@@ -176,7 +186,7 @@ def _build(
     started = time.perf_counter()
     previous = None if rebuild else _reusable(index_dir, embedder, chunker)
     old_hashes: dict[str, str] = previous[0] if previous else {}
-    reused: dict[str, list[tuple[Chunk, Vectors]]] = previous[1] if previous else {}
+    reused: dict[str, list[Embedded]] = previous[1] if previous else {}
 
     new_ids = {d.doc_id for d in documents}
     unchanged = {d.doc_id for d in documents if old_hashes.get(d.doc_id) == d.content_hash}
@@ -186,23 +196,11 @@ def _build(
         if document.doc_id not in unchanged
         for chunk in chunk_document(document, chunker)
     ]
-    fresh = _embed([c.text for c in pending], embedder, progress)
-    by_doc: dict[str, list[tuple[Chunk, Vectors]]] = {i: reused.get(i, []) for i in unchanged}
-    for chunk, vector in zip(pending, fresh, strict=True):
-        by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
-
-    chunks: list[Chunk] = []
-    rows: list[Vectors] = []
-    for document in documents:
-        for chunk, vector in by_doc.get(document.doc_id, []):
-            chunks.append(chunk)
-            rows.append(vector)
-    vectors = (
-        np.vstack(rows).astype(np.float32)
-        if rows
-        else np.zeros((0, embedder.dimension), np.float32)
-    )
-    generation = _write_generation(index_dir, documents, chunks, vectors, embedder, chunker)
+    by_doc: dict[str, list[Embedded]] = {i: reused.get(i, []) for i in unchanged}
+    for item in _embed_chunks(pending, embedder, progress):
+        by_doc.setdefault(item.chunk.doc_id, []).append(item)
+    embedded = [item for d in documents for item in by_doc.get(d.doc_id, [])]
+    generation = _write_generation(index_dir, documents, embedded, embedder, chunker)
     _switch(index_dir, generation)
     return BuildReport(
         generation=generation.name,
@@ -210,15 +208,39 @@ def _build(
         changed=tuple(sorted(i for i in new_ids & set(old_hashes) if i not in unchanged)),
         removed=tuple(sorted(set(old_hashes) - new_ids)),
         unchanged=tuple(sorted(unchanged)),
-        chunks_total=len(chunks),
+        chunks_total=len(embedded),
         chunks_embedded=len(pending),
         seconds=time.perf_counter() - started,
     )
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A chunk with its vector and the vectors of its sentences (for sentence re-scoring)."""
+
+    chunk: Chunk
+    vector: Vectors
+    sentences: Vectors
+
+
+def _embed_chunks(
+    chunks: list[Chunk], embedder: Embedder, progress: ProgressCallback | None
+) -> list[Embedded]:
+    spans = [sentence_spans(c.text) for c in chunks]
+    sentence_texts = [c.text[a:b] for c, s in zip(chunks, spans, strict=True) for a, b in s]
+    texts = [c.text for c in chunks] + sentence_texts
+    vectors = _embed(texts, embedder, progress)
+    embedded, cursor = [], len(chunks)
+    for row, (chunk, sentences) in enumerate(zip(chunks, spans, strict=True)):
+        rows = vectors[cursor : cursor + len(sentences)]
+        embedded.append(Embedded(chunk, vectors[row], rows))
+        cursor += len(sentences)
+    return embedded
+
+
 def _reusable(
     index_dir: Path, embedder: Embedder, chunker: ChunkerSettings
-) -> tuple[dict[str, str], dict[str, list[tuple[Chunk, Vectors]]]] | None:
+) -> tuple[dict[str, str], dict[str, list[Embedded]]] | None:
     """Hashes, chunks and vectors of the current generation, if built the same way."""
     generation = current_generation(index_dir)
     if generation is None:
@@ -231,13 +253,16 @@ def _reusable(
         _verify_checksums(generation, manifest)
         chunks = _read_chunks(generation / "chunks.jsonl")
         vectors = np.load(generation / "vectors.npy", allow_pickle=False)
+        sentences = np.load(generation / "sentences.npy", allow_pickle=False)
+        pointer = np.load(generation / "sentence_ptr.npy", allow_pickle=False)
     except (IndexCorruptError, IndexMismatchError, OSError, ValueError, TypeError):
         return None  # anything unusable is simply rebuilt
-    if len(vectors) != len(chunks):
+    if len(vectors) != len(chunks) or len(pointer) != len(chunks) + 1:
         return None
-    by_doc: dict[str, list[tuple[Chunk, Vectors]]] = {}
-    for chunk, vector in zip(chunks, vectors, strict=True):
-        by_doc.setdefault(chunk.doc_id, []).append((chunk, vector))
+    by_doc: dict[str, list[Embedded]] = {}
+    for row, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+        own = sentences[pointer[row] : pointer[row + 1]]
+        by_doc.setdefault(chunk.doc_id, []).append(Embedded(chunk, vector, own))
     hashes = {doc_id: meta["content_hash"] for doc_id, meta in manifest["documents"].items()}
     return hashes, by_doc
 
@@ -261,11 +286,15 @@ def _embed(texts: list[str], embedder: Embedder, progress: ProgressCallback | No
 def _write_generation(
     index_dir: Path,
     documents: Sequence[Document],
-    chunks: list[Chunk],
-    vectors: Vectors,
+    embedded: list[Embedded],
     embedder: Embedder,
     chunker: ChunkerSettings,
 ) -> Path:
+    chunks = [item.chunk for item in embedded]
+    empty = np.zeros((0, embedder.dimension), np.float32)
+    vectors = np.vstack([i.vector for i in embedded]).astype(np.float32) if embedded else empty
+    sentences = np.vstack([empty, *(i.sentences for i in embedded)]).astype(np.float32)
+    pointer = np.cumsum([0, *(len(i.sentences) for i in embedded)], dtype=np.int64)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     generation = index_dir / f"gen-{stamp}-{secrets.token_hex(3)}"
     staging = index_dir / f".staging-{generation.name}"
@@ -274,6 +303,8 @@ def _write_generation(
         _write_jsonl(staging / "documents.jsonl", (_document_row(d) for d in documents))
         _write_jsonl(staging / "chunks.jsonl", (asdict(c) for c in chunks))
         np.save(staging / "vectors.npy", vectors, allow_pickle=False)
+        np.save(staging / "sentences.npy", sentences, allow_pickle=False)
+        np.save(staging / "sentence_ptr.npy", pointer, allow_pickle=False)
         faiss = _faiss()
         dense = faiss.IndexFlatIP(embedder.dimension)
         if len(vectors):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from qa.types import (
 )
 
 _COMPUTE = threading.Lock()
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
 MAX_CONTEXT_SENTENCES = 10
@@ -46,6 +49,12 @@ class FusionSettings:
     candidates: int = 100
     dense_weight: float = 1.0
     lexical_weight: float = 2.0
+    # A question with no CJK characters cannot match Chinese or Japanese text word for word;
+    # its lexical hits are stray Latin names in footnotes, so the dense ranking leads.
+    lexical_weight_latin: float = 0.25
+    # Dense score = (1 - s) * chunk similarity + s * best sentence similarity: the model was
+    # trained on sentences, and one sentence often carries the whole answer.
+    sentence_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,7 @@ class Retriever:
             lexical = self._lexical(question, depth, allowed)
             timings["lexical"] = (time.perf_counter() - tick) * 1000
         tick = time.perf_counter()
-        fused = self._fuse(dense, lexical) if mode == "hybrid" else {}
+        fused = self._fuse(question, dense, lexical) if mode == "hybrid" else {}
         ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
         timings["fuse"] = (time.perf_counter() - tick) * 1000
         return Signals(dense, lexical, fused, ranked)
@@ -173,8 +182,21 @@ class Retriever:
             (int(r), float(s))
             for r, s in zip(rows[0], scores[0], strict=True)
             if r >= 0 and (allowed is None or int(r) in allowed)
-        ]
-        return dict(found[:depth])
+        ][:depth]
+        return self._with_sentences(found, vector[0])
+
+    def _with_sentences(self, found: list[tuple[int, float]], query: Any) -> dict[int, float]:
+        """Blend each candidate's chunk similarity with its best sentence's."""
+        weight = self.fusion.sentence_weight
+        if not found or weight == 0:
+            return dict(found)
+        pointer, sentences = self.index.sentence_ptr, self.index.sentence_vectors
+        blended = {}
+        for row, score in found:
+            own = sentences[pointer[row] : pointer[row + 1]]
+            best = float((own @ query).max()) if len(own) else score
+            blended[row] = (1 - weight) * score + weight * best
+        return blended
 
     def _lexical(self, question: str, depth: int, allowed: set[int] | None) -> dict[int, float]:
         scores = self.index.lexical.scores(question)
@@ -187,14 +209,17 @@ class Retriever:
         top = np.argsort(-scores, kind="stable")[:depth]
         return {int(r): float(scores[r]) for r in top if scores[r] > 0}
 
-    def _fuse(self, dense: dict[int, float], lexical: dict[int, float]) -> dict[int, float]:
+    def _fuse(
+        self, question: str, dense: dict[int, float], lexical: dict[int, float]
+    ) -> dict[int, float]:
         fused: dict[int, float] = {}
-        for weight, ranking in (
-            (self.fusion.dense_weight, dense),
-            (self.fusion.lexical_weight, lexical),
-        ):
+        fusion = self.fusion
+        lexical_weight = (
+            fusion.lexical_weight if _CJK.search(question) else fusion.lexical_weight_latin
+        )
+        for weight, ranking in ((fusion.dense_weight, dense), (lexical_weight, lexical)):
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
-                fused[row] = fused.get(row, 0.0) + weight / (self.fusion.k + rank)
+                fused[row] = fused.get(row, 0.0) + weight / (fusion.k + rank)
         return fused
 
     def _coverage(self, question: str, top: list[tuple[int, float]]) -> float:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.chunk import ChunkerSettings
+from qa.chunk import ChunkerSettings, sentence_spans
 from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
@@ -16,6 +17,7 @@ from qa.index import SCHEMA_VERSION, build_index, current_generation, load_index
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
 from qa.service import ingest
+from qa.types import Chunk
 
 
 def _settings(corpus: Path, index_dir: Path) -> Settings:
@@ -32,6 +34,11 @@ class CountingEmbedder(HashingEmbedder):
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         self.embedded += len(texts)
         return super().encode_passages(texts)
+
+
+def _texts_embedded(chunks: Sequence[Chunk]) -> int:
+    """Each chunk is embedded whole and sentence by sentence (for sentence re-scoring)."""
+    return sum(1 + len(sentence_spans(c.text)) for c in chunks)
 
 
 def test_manifest_records_model_chunker_hashes_counts(small_corpus: Path, tmp_path: Path) -> None:
@@ -58,7 +65,9 @@ def test_incremental_reingest_embeds_only_what_changed(small_corpus: Path, tmp_p
     settings = _settings(small_corpus, tmp_path / "index")
     embedder = CountingEmbedder()
     first = ingest(settings, embedder=embedder).build
-    assert first.added == ("en", "sub/ja", "zh") and embedder.embedded == first.chunks_total
+    assert first.added == ("en", "sub/ja", "zh")
+    index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    assert embedder.embedded == _texts_embedded(index.chunks) and first.chunks_total > 0
 
     embedder.embedded = 0
     again = ingest(settings, embedder=embedder).build
@@ -72,14 +81,17 @@ def test_incremental_reingest_embeds_only_what_changed(small_corpus: Path, tmp_p
     assert changed.changed == ("en",) and changed.added == ("new",)
     assert changed.removed == ("sub/ja",) and changed.unchanged == ("zh",)
     index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
-    assert embedder.embedded == sum(1 for c in index.chunks if c.doc_id in {"en", "new"})
+    assert embedder.embedded == _texts_embedded(
+        [c for c in index.chunks if c.doc_id in {"en", "new"}]
+    )
     assert {c.doc_id for c in index.chunks} == {"zh", "en", "new"}
     assert any("shipbuilding" in c.text for c in index.chunks)
     assert not any("Nippon" in c.text for c in index.chunks)
 
     embedder.embedded = 0
     rebuilt = ingest(settings, embedder=embedder, rebuild=True).build
-    assert embedder.embedded == rebuilt.chunks_total > 0
+    index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    assert rebuilt.chunks_total > 0 and embedder.embedded == _texts_embedded(index.chunks)
 
 
 def test_reused_vectors_equal_fresh_ones(small_corpus: Path, tmp_path: Path) -> None:

@@ -1,0 +1,284 @@
+"""Presenting an evaluation: the terminal table, the JSON, the TREC run and the Markdown report.
+
+Everything here reads the report dictionary built by ``eval.metrics.summarize`` (through
+``evaluate_gold`` or ``evaluate_beir``); nothing is measured or computed again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.metrics import CURVE_DEPTH, trec_lines
+
+PLOT_FILE = "recall_at_k.png"
+REPORT_FILE = "report.md"
+WORST_LIMIT = 50
+QUERY_LIMIT = 2000
+FOCUS_MODE = "hybrid"
+
+
+def json_report(report: Mapping[str, Any]) -> str:
+    """The report as JSON, without the raw runs (those go to ``--run-out``)."""
+    return json.dumps(
+        {k: v for k, v in report.items() if k != "runs"}, ensure_ascii=False, indent=2
+    )
+
+
+def write_run_file(report: Mapping[str, Any], path: Path) -> int:
+    """Write every mode's run as one TREC run file (tag = mode); returns the line count."""
+    lines = trec_lines(report["runs"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), "utf-8")
+    return len(lines)
+
+
+def _value(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _p(value: float) -> str:
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> list[str]:
+    if markdown:
+        cells = [[c.replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
+        out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        return out + ["| " + " | ".join(row) + " |" for row in cells]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    left = {0, 1} if len(headers) > 2 else {0}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def _focus(report: Mapping[str, Any]) -> str:
+    return FOCUS_MODE if FOCUS_MODE in report["modes"] else next(iter(report["modes"]))
+
+
+def _header(report: Mapping[str, Any]) -> list[str]:
+    counts = ", ".join(
+        f"{scope} {c['questions']}" for scope, c in report["counts"].items() if scope != "all"
+    )
+    if report["kind"] == "gold":
+        head = (
+            f"gold set {report['gold']} ({report['gold_fingerprint']}): "
+            f"{report['questions']} questions, {report['answerable']} answerable, "
+            f"{report['scored']} scored; split {report['split']}"
+            + (f" ({counts})" if report["split"] == "all" else "")
+        )
+        unit = "recall@k = share of answerable questions with a relevant passage in the top k"
+        unit += " (ranx hit_rate@k); mrr@10 and ndcg@10 from ranx"
+    else:
+        head = (
+            f"BEIR dataset {report['beir']} (qrels {report['split']}): "
+            f"{report['documents']} documents ({report['documents_indexed']} indexed), "
+            f"{report['scored']} judged queries"
+        )
+        unit = "document level (a document scores as its best passage); recall@k = ranx recall"
+        unit += "@k (share of relevant documents found), hit_rate@10 = any relevant in top 10"
+    model = f"embedder {report['embed_model']}, {report['chunks']} chunks"
+    return [head, model, unit]
+
+
+def _sections(report: Mapping[str, Any], markdown: bool) -> list[tuple[str, list[str]]]:
+    names = list(report["metrics"])
+    modes = report["modes"]
+    scopes = report["scopes"]
+    primary = report["primary"]
+    sections: list[tuple[str, list[str]]] = []
+
+    rows = [
+        [mode, scope, str(int(result["splits"][scope]["overall"]["n"]))]
+        + [_value(result["splits"][scope]["overall"][n]) for n in names]
+        for mode, result in modes.items()
+        for scope in scopes
+    ]
+    sections.append(("Overall", _table(["mode", "split", "n", *names], rows, markdown)))
+
+    rows = [
+        [mode, lang, scope, str(int(values["n"]))] + [_value(values[n]) for n in names]
+        for mode, result in modes.items()
+        for scope in (scopes if markdown else [primary])
+        for lang, values in result["splits"][scope]["by_lang"].items()
+    ]
+    title = "By language" + ("" if markdown else f" ({primary})")
+    if report["kind"] == "beir":
+        title += ", guessed from the script of the query"
+    sections.append((title, _table(["mode", "lang", "split", "n", *names], rows, markdown)))
+
+    rows = [
+        [
+            mode,
+            _value(result["latency_ms"]["median"], 2),
+            _value(result["latency_ms"]["p95"], 2),
+            ", ".join(result["misses@5"][:20]) + (" …" if len(result["misses@5"]) > 20 else "")
+            or "-",
+        ]
+        for mode, result in modes.items()
+    ]
+    sections.append(
+        ("Latency per query (ms)", _table(["mode", "median", "p95", "misses@5"], rows, markdown))
+    )
+
+    sig = report["significance"]
+    rows = [
+        [
+            scope,
+            row["metric"],
+            f"{row['a']} vs {row['b']}",
+            _value(row["mean_a"]),
+            _value(row["mean_b"]),
+            _p(row["p_value"]),
+            row["better"] or "no significant difference",
+        ]
+        for scope, comparisons in sig["splits"].items()
+        for row in comparisons
+    ]
+    title = f"Significance ({sig['stat_test']} paired test, ranx compare, alpha {sig['alpha']})"
+    headers = ["split", "metric", "modes", "mean a", "mean b", "p-value", "better"]
+    body = _table(headers, rows, markdown) if rows else ["(needs at least two modes)"]
+    sections.append((title, body))
+
+    rows = [
+        [
+            mode,
+            scope,
+            str(flag["unanswerable"]),
+            _value(flag["unanswerable_flagged"]),
+            str(flag["answerable"]),
+            _value(flag["answerable_misflagged"]),
+        ]
+        for mode, result in modes.items()
+        for scope in scopes
+        for flag in [result["splits"][scope]["answerable_flag"]]
+        if markdown or mode == _focus(report)
+    ]
+    headers = ["mode", "split", "unanswerable", "flagged", "answerable", "misflagged"]
+    sections.append(("Answerable flag (SearchResult.answerable)", _table(headers, rows, markdown)))
+    return sections
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The terminal summary of ``qa eval``."""
+    lines = _header(report)
+    for title, body in _sections(report, markdown=False):
+        lines += ["", title, *body]
+    if report.get("evidence_not_found"):
+        lines.append("evidence not found in any chunk: " + ", ".join(report["evidence_not_found"]))
+    return "\n".join(lines)
+
+
+def _worst(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    focus = _focus(report)
+    return [
+        q
+        for q in report["queries"]
+        if q["answerable"]
+        and (q["first_relevant_rank"].get(focus) is None or q["first_relevant_rank"][focus] > 5)
+    ]
+
+
+def markdown_report(report: Mapping[str, Any], plot: str | None = PLOT_FILE) -> str:
+    what = "gold set" if report["kind"] == "gold" else "BEIR dataset"
+    lines = [f"# Retrieval evaluation: {what}", "", *(f"- {line}" for line in _header(report))]
+    for title, body in _sections(report, markdown=True):
+        lines += ["", f"## {title}", "", *body]
+        if title == "Overall" and plot:
+            label = "hit rate" if report["curve_metric"] == "hit_rate" else "recall"
+            lines += ["", f"![recall@k ({label}), k=1..{CURVE_DEPTH}, per mode]({plot})"]
+
+    focus, modes = _focus(report), list(report["modes"])
+    worst = _worst(report)
+    lines += [
+        "",
+        f"## Worst queries: no relevant hit in the top 5 ({focus}), {len(worst)}",
+        "",
+    ]
+    for q in worst[:WORST_LIMIT]:
+        ranks = ", ".join(f"{m} {_value(q['first_relevant_rank'][m])}" for m in modes)
+        top = q["top_hit"].get(focus)
+        lines += [
+            f"### {q['id']} ({q['lang']}, {q['split']})",
+            "",
+            f"- question: {q['question']}",
+            *(f"- expected: {e}" for e in q["expected"]),
+            *([f"- answer: {q['answer']}"] if q["answer"] else []),
+            f"- first relevant rank: {ranks}"
+            + ("" if q["scored"] else " (evidence not found in any chunk)"),
+            f"- top hit ({focus}): " + (f"`{top['id']}` {top['text']}" if top else "(none)"),
+            "",
+        ]
+    if len(worst) > WORST_LIMIT:
+        lines.append(f"({len(worst) - WORST_LIMIT} more in the JSON output)")
+
+    headers = ["id", "lang", "split", "answerable", *(f"rank {m}" for m in modes)]
+    headers += [f"flag {focus}", f"confidence {focus}"]
+    rows = [
+        [q["id"], q["lang"], q["split"], _value(q["answerable"])]
+        + [_value(q["first_relevant_rank"][m]) for m in modes]
+        + [_value(q["flagged_answerable"].get(focus)), _value(q["confidence"].get(focus))]
+        for q in report["queries"][:QUERY_LIMIT]
+    ]
+    lines += [
+        "",
+        "## Per query",
+        "",
+        "Rank of the first relevant result per mode (- = none in the run); flag = the "
+        "retriever's `answerable`.",
+        "",
+        *_table(headers, rows, markdown=True),
+    ]
+    if len(report["queries"]) > QUERY_LIMIT:
+        lines.append(f"({len(report['queries']) - QUERY_LIMIT} more in the JSON output)")
+    return "\n".join(lines) + "\n"
+
+
+def plot_recall_curve(report: Mapping[str, Any], path: Path) -> None:
+    """recall@k for k = 1..10, one line per mode, drawn with the Agg backend (no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.2), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    ks = list(range(1, CURVE_DEPTH + 1))
+    for mode, result in report["modes"].items():
+        if all(v is not None for v in result["curve"]):
+            axes.plot(ks, result["curve"], marker="o", label=mode)
+    label = "hit rate" if report["curve_metric"] == "hit_rate" else "recall"
+    axes.set_xlabel("k")
+    axes.set_ylabel(f"recall@k ({label})")
+    axes.set_xticks(ks)
+    axes.set_ylim(0, 1.02)
+    axes.grid(True, alpha=0.3)
+    axes.set_title(f"recall@k, {report['kind']} ({report['primary']})")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+
+
+def write_report(report: Mapping[str, Any], directory: Path) -> tuple[Path, Path]:
+    """``directory/report.md`` and ``directory/recall_at_k.png``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    plot = directory / PLOT_FILE
+    plot_recall_curve(report, plot)
+    markdown = directory / REPORT_FILE
+    markdown.write_text(markdown_report(report, PLOT_FILE), "utf-8")
+    return markdown, plot
