@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import ModeRun, Query, run_mode, snippet, summarize
+from eval.metrics import summarize
+from eval.runs import ModeRun, Query, run_mode, snippet
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
@@ -128,8 +129,15 @@ def materialize(dataset: BeirDataset, workdir: Path) -> dict[str, str]:
     """Write the corpus as Markdown files; returns (and saves) ``{doc_id: BEIR _id}``.
 
     Files are rewritten only when their content changed (so a re-run re-embeds nothing) and
-    files of documents no longer in the corpus are removed. Empty documents are skipped.
+    files an earlier run wrote for documents no longer in the corpus are removed; a non-empty
+    directory without ``ids.json`` is refused. Empty documents are skipped.
     """
+    listing = workdir / MAPPING_FILE
+    if workdir.is_dir() and any(workdir.iterdir()) and not listing.is_file():
+        raise ConfigError(
+            f"{workdir} is not empty and holds no {MAPPING_FILE}: not a BEIR working directory"
+        )
+    previous = json.loads(listing.read_text("utf-8")) if listing.is_file() else {}
     workdir.mkdir(parents=True, exist_ok=True)
     stems = file_stems(list(dataset.corpus))
     mapping: dict[str, str] = {}
@@ -141,12 +149,9 @@ def materialize(dataset: BeirDataset, workdir: Path) -> dict[str, str]:
         if not path.is_file() or path.read_text("utf-8") != content:
             path.write_text(content, "utf-8")
         mapping[stems[beir_id]] = beir_id
-    for stale in workdir.glob("*.md"):
-        if stale.stem not in mapping:
-            stale.unlink()
-    (workdir / MAPPING_FILE).write_text(
-        json.dumps(mapping, ensure_ascii=False, indent=0, sort_keys=True), "utf-8"
-    )
+    for stem in set(previous) - set(mapping):  # only files an earlier run wrote
+        (workdir / f"{stem}.md").unlink(missing_ok=True)
+    listing.write_text(json.dumps(mapping, ensure_ascii=False, indent=0, sort_keys=True), "utf-8")
     return mapping
 
 
@@ -182,6 +187,8 @@ def evaluate_beir(
     index_dir = index_dir or root / ".qa-index"
     if workdir.resolve() == index_dir.resolve():
         raise ConfigError("the BEIR working directory and index directory must differ")
+    if index_dir.resolve() == settings.index_dir.resolve():
+        raise ConfigError(f"{index_dir} is the project's index; give BEIR its own --index-out")
     mapping = materialize(dataset, workdir)
     own = settings.with_(corpus_dir=workdir, index_dir=index_dir)
     embedder = embedder or open_embedder(own)

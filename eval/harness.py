@@ -2,7 +2,8 @@
 
 - ``eval.gold``: the gold set (relevance = evidence containment, splits, baseline)
 - ``eval.beir``: BEIR-format datasets, ingested into an index of their own, document-level
-- ``eval.metrics``: running queries, ranx scoring and significance, TREC run files
+- ``eval.runs``: asking the retriever every question; TREC run files
+- ``eval.metrics``: ranx scoring and significance; the shared report dictionary
 - ``eval.report``: terminal table, JSON, Markdown report and the recall@k plot
 
 On the gold set ``recall@k`` is ranx ``hit_rate@k`` (share of answerable questions with a
@@ -25,9 +26,10 @@ from eval.gold import (
     load_gold,
     relevant_chunks,
 )
-from eval.metrics import Qrels, RunDict, compare_modes, read_trec_run, trec_lines
+from eval.metrics import Qrels, compare_modes
 from eval.metrics import score_runs as _score_runs
 from eval.report import format_report, json_report, markdown_report, write_report, write_run_file
+from eval.runs import RunDict, read_trec_run, trec_lines
 
 __all__ = [
     "METRICS",

@@ -7,17 +7,24 @@ Everything here reads the report dictionary built by ``eval.metrics.summarize`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import CURVE_DEPTH, trec_lines
+from eval.metrics import CURVE_DEPTH
+from eval.runs import trec_lines
 
 PLOT_FILE = "recall_at_k.png"
 REPORT_FILE = "report.md"
 WORST_LIMIT = 50
 QUERY_LIMIT = 2000
 FOCUS_MODE = "hybrid"
+_TEST_NAMES = {
+    "student": "two-sided paired Student's t-test",
+    "fisher": "Fisher's randomization test, 1000 permutations (approximate)",
+}
+_NUMBER = re.compile(r"-|<?-?\d+(\.\d+)?")
 
 
 def json_report(report: Mapping[str, Any]) -> str:
@@ -54,8 +61,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool
         cells = [[c.replace("|", "\\|").replace("\n", " ") for c in row] for row in rows]
         out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         return out + ["| " + " | ".join(row) + " |" for row in cells]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    left = {0, 1} if len(headers) > 2 else {0}
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    left = {i for i in range(len(headers)) if not all(_NUMBER.fullmatch(r[i]) for r in rows)}
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
@@ -149,9 +156,14 @@ def _sections(report: Mapping[str, Any], markdown: bool) -> list[tuple[str, list
         for scope, comparisons in sig["splits"].items()
         for row in comparisons
     ]
-    title = f"Significance ({sig['stat_test']} paired test, ranx compare, alpha {sig['alpha']})"
+    test = _TEST_NAMES.get(sig["stat_test"], "no test")
+    title = f"Significance ({test}, ranx compare, alpha {sig['alpha']})"
     headers = ["split", "metric", "modes", "mean a", "mean b", "p-value", "better"]
-    body = _table(headers, rows, markdown) if rows else ["(needs at least two modes)"]
+    if rows:
+        body = _table(headers, rows, markdown)
+    else:
+        needs = "(needs two or more modes and scored questions)"
+        body = ["(not requested)" if sig["stat_test"] is None else needs]
     sections.append((title, body))
 
     rows = [
@@ -221,6 +233,8 @@ def markdown_report(report: Mapping[str, Any], plot: str | None = PLOT_FILE) -> 
             f"- first relevant rank: {ranks}"
             + ("" if q["scored"] else " (evidence not found in any chunk)"),
             f"- top hit ({focus}): " + (f"`{top['id']}` {top['text']}" if top else "(none)"),
+            f"- flagged answerable ({focus}): {_value(q['flagged_answerable'].get(focus))}, "
+            f"confidence {_value(q['confidence'].get(focus))}",
             "",
         ]
     if len(worst) > WORST_LIMIT:

@@ -72,9 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         choices=("student", "fisher", "none"),
         default="student",
-        help="paired significance test between modes (default: student)",
+        help="paired test between modes: student t-test (default), fisher randomization",
     )
-    p.add_argument("--write-baseline", type=Path, metavar="FILE", help="store hybrid metrics")
+    p.add_argument(
+        "--write-baseline", type=Path, metavar="FILE", help="store hybrid dev/test metrics"
+    )
     p.add_argument("--beir", type=Path, metavar="DIR", help="evaluate a BEIR dataset instead")
     p.add_argument("--beir-split", default="test", help="BEIR qrels file (default: test)")
     p.add_argument("--index-out", type=Path, help="BEIR index directory (default: DIR/.qa-index)")

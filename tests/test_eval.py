@@ -1,19 +1,46 @@
-"""The evaluation harness on hand-checked fixtures, and the quality floor on the gold set."""
+"""The evaluation harness on hand-checked fixtures, the quality floor and the stored baseline."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import GOLD
+from conftest import GOLD, ROOT
 
-from eval.harness import evaluate_gold, format_report, load_gold, relevant_chunks, score_runs
+from eval.beir import METRICS as BEIR_METRICS
+from eval.beir import file_stems, load_beir
+from eval.gold import BASELINE_COMMAND, BASELINE_METRICS
+from eval.gold import METRICS as GOLD_METRICS
+from eval.harness import (
+    baseline_from_report,
+    baseline_regressions,
+    compare_modes,
+    evaluate_gold,
+    format_report,
+    gold_fingerprint,
+    load_gold,
+    markdown_report,
+    read_trec_run,
+    relevant_chunks,
+    score_runs,
+    trec_lines,
+    write_report,
+)
+from qa.cli import main
+from qa.config import Settings
+from qa.index import load_index
 from qa.retrieve import Retriever
 from qa.types import Chunk, Document, Footnote
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
 FLOORS = {"hybrid": {"recall@1": 0.74, "recall@5": 0.89, "recall@10": 0.89, "mrr@10": 0.80}}
+BASELINE = ROOT / "eval" / "baseline.json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --- metrics on hand-annotated runs -----------------------------------------------------------
 
 
 def test_metrics_on_a_hand_annotated_run() -> None:
@@ -36,6 +63,71 @@ def test_metrics_on_a_hand_annotated_run() -> None:
         "mrr@10": 0.0,
         "ndcg@10": 0.0,
     }
+
+
+def test_true_recall_and_hit_rate_differ_with_two_relevant_documents() -> None:
+    """BEIR metric names: recall@k is true recall, hit_rate@k is "any relevant in the top k"."""
+    qrels = {"q1": {"a": 1, "b": 1}, "q2": {"x": 1}}
+    run = {
+        "q1": {"a": 1.0, "c": 0.5, "b": 1 / 3},  # relevant at ranks 1 and 3
+        "q2": {"y": 1.0, "x": 0.5},  # relevant at rank 2
+    }
+    values = score_runs(qrels, run, BEIR_METRICS)
+    q1, q2 = values["q1"], values["q2"]
+    # q1: one of two relevant documents in the top 1 -> recall@1 = 1/2; both by rank 3.
+    assert q1["recall@1"] == pytest.approx(0.5) and q1["recall@5"] == pytest.approx(1.0)
+    assert q1["hit_rate@10"] == 1.0 and q1["mrr@10"] == 1.0
+    # DCG = 1/log2(2) + 1/log2(4) = 1.5; ideal = 1 + 1/log2(3) = 1.63093 -> 0.91972
+    assert q1["ndcg@10"] == pytest.approx(0.91972, rel=1e-4)
+    # AP = (1/1 + 2/3) / 2 = 0.83333
+    assert q1["map@100"] == pytest.approx(5 / 6)
+    # q2: the only relevant document at rank 2: recall@1 0, recall@5 1, RR 1/2,
+    # nDCG = (1/log2(3)) / 1 = 0.63093, AP = 1/2.
+    assert q2["recall@1"] == 0.0 and q2["recall@5"] == 1.0
+    assert q2["mrr@10"] == pytest.approx(0.5) and q2["map@100"] == pytest.approx(0.5)
+    assert q2["ndcg@10"] == pytest.approx(0.63093, rel=1e-4)
+
+
+def test_significance_p_values_are_probabilities() -> None:
+    qrels = {f"q{i}": {"a": 1} for i in range(8)}
+    good = {q: {"a": 1.0, "b": 0.5} for q in qrels}  # relevant first everywhere: RR 1
+    bad = {q: {"b": 1.0, "c": 0.5, "a": 1 / 3} for q in qrels}  # relevant third: RR 1/3
+    mixed = {q: good[q] if i % 2 else bad[q] for i, q in enumerate(qrels)}
+    metrics = {"mrr@10": "mrr@10", "recall@5": "hit_rate@5"}
+    for stat_test in ("student", "fisher"):
+        rows = compare_modes(
+            qrels, {"good": good, "bad": bad, "mixed": mixed}, metrics, stat_test=stat_test
+        )
+        assert len(rows) == 3 * 2  # three pairs, two metrics
+        assert all(0.0 <= row["p_value"] <= 1.0 for row in rows)
+        by_key = {(row["a"], row["b"], row["metric"]): row for row in rows}
+        # Identical recall@5 (1.0 everywhere): no difference, p = 1 (ranx returns NaN).
+        assert by_key["good", "bad", "recall@5"]["p_value"] == 1.0
+        assert by_key["good", "bad", "recall@5"]["better"] is None
+        # RR 1 vs 1/3 on every query: a difference of constant sign, significant at 0.05.
+        row = by_key["good", "bad", "mrr@10"]
+        assert row["mean_a"] == 1.0 and row["mean_b"] == pytest.approx(1 / 3)
+        assert row["p_value"] < 0.05 and row["significant"] and row["better"] == "good"
+
+
+def test_trec_run_file_round_trips(tmp_path: Path) -> None:
+    runs = {
+        "hybrid": {"q1": {"d#c0-5": 1.0, "d#c6-9": 0.5}, "q 2": {"doc 3%": 1.0}},
+        "lexical": {"q1": {"d#c6-9": 1.0}},
+    }
+    lines = trec_lines(runs)
+    assert lines[0] == "q 2".replace(" ", "%20") + " Q0 doc%203%25 1 1 hybrid"
+    assert lines[1:3] == ["q1 Q0 d#c0-5 1 1 hybrid", "q1 Q0 d#c6-9 2 0.5 hybrid"]
+    assert lines[3] == "q1 Q0 d#c6-9 1 1 lexical"
+    for line in lines:  # qid Q0 docid rank score tag
+        _, q0, _, rank, score, tag = line.split(" ")
+        assert q0 == "Q0" and int(rank) >= 1 and float(score) > 0 and tag in runs
+    path = tmp_path / "run.trec"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    assert read_trec_run(path) == runs
+
+
+# --- the gold set -------------------------------------------------------------------------------
 
 
 def test_relevance_is_evidence_containment(tmp_path: Path) -> None:
@@ -67,6 +159,17 @@ def test_relevance_is_evidence_containment(tmp_path: Path) -> None:
     }
 
 
+def test_split_defaults_to_dev_and_is_checked(tmp_path: Path) -> None:
+    base = {"question": "q", "lang": "en", "answerable": False}
+    path = tmp_path / "gold.jsonl"
+    rows = [{"id": "a", **base}, {"id": "b", "split": "test", **base}, {"id": "c", **base}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    assert [q.split for q in load_gold(path)] == ["dev", "test", "dev"]
+    path.write_text(json.dumps({"id": "d", "split": "train", **base}) + "\n", "utf-8")
+    with pytest.raises(ValueError, match="split"):
+        load_gold(path)
+
+
 def test_gold_set_is_well_formed() -> None:
     questions = load_gold(GOLD)
     assert len(questions) >= 40 and len({q.id for q in questions}) == len(questions)
@@ -74,14 +177,92 @@ def test_gold_set_is_well_formed() -> None:
     assert sum(not q.answerable for q in questions) >= 3
     assert sum("footnote" in q.tags for q in questions) >= 3
     assert sum("page-break" in q.tags for q in questions) >= 3
+    assert {q.split for q in questions} <= {"dev", "test"}
     corpus = {p.stem: p.read_text("utf-8") for p in (GOLD.parents[1] / "corpus").glob("*.txt")}
     for q in questions:
         if q.answerable:
             assert q.evidence and all(e in corpus[str(q.doc_id)] for e in q.evidence), q.id
 
 
-def test_quality_floor_on_gold_set(corpus_retriever: Retriever) -> None:
-    report = evaluate_gold(corpus_retriever, GOLD, ["hybrid", "dense", "lexical"])
+def _small_gold(tmp_path: Path) -> Path:
+    """Four real gold questions: dev (no split field), dev, test, and an unanswerable one."""
+    rows = [json.loads(line) for line in GOLD.read_text("utf-8").splitlines() if line.strip()]
+    answerable = [r for r in rows if r["answerable"]][:3]
+    unanswerable = next(r for r in rows if not r["answerable"])
+    answerable[0].pop("split", None)
+    answerable[1]["split"] = "dev"
+    answerable[2]["split"] = "test"
+    unanswerable["split"] = "test"
+    path = tmp_path / "gold.jsonl"
+    lines = [json.dumps(r, ensure_ascii=False) for r in [*answerable, unanswerable]]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_split_filtering(corpus_retriever: Retriever, tmp_path: Path) -> None:
+    gold = _small_gold(tmp_path)
+    ids = [q.id for q in load_gold(gold)]
+    report = evaluate_gold(corpus_retriever, gold, ["hybrid", "lexical"], split="test")
+    assert report["scopes"] == ["test"] and [q["id"] for q in report["queries"]] == ids[2:]
+    assert set(report["runs"]["hybrid"]) == set(ids[2:])
+    assert report["modes"]["hybrid"]["overall"]["n"] == 1
+    flag = report["modes"]["hybrid"]["splits"]["test"]["answerable_flag"]
+    assert flag["unanswerable"] == 1 and flag["answerable"] == 1
+    assert flag["unanswerable_flagged"] in (0.0, 1.0)
+
+    everything = evaluate_gold(corpus_retriever, gold, ["hybrid"], split="all")
+    assert everything["scopes"] == ["dev", "test", "all"]
+    splits = everything["modes"]["hybrid"]["splits"]
+    assert [splits[s]["overall"]["n"] for s in ("dev", "test", "all")] == [2, 1, 3]
+    assert everything["counts"]["dev"]["questions"] == 2  # the line without "split" is dev
+    assert everything["significance"]["splits"] == {}  # one mode: nothing to compare
+
+
+def test_gold_cli_writes_json_run_and_report(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    corpus_settings: Settings,
+    corpus_retriever: Retriever,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("QA_INDEX_DIR", str(corpus_settings.index_dir))
+    monkeypatch.setenv("QA_THREADS", "2")
+    monkeypatch.delenv("QA_EMBED_MODEL", raising=False)
+    gold = _small_gold(tmp_path)
+    run_file, report_dir = tmp_path / "run.txt", tmp_path / "report"
+    argv = ["eval", "--gold", str(gold), "--split", "dev", "--modes", "hybrid", "lexical"]
+    argv += ["--json", "--run-out", str(run_file), "--report", str(report_dir)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "runs" not in out and out["split"] == "dev"
+    assert {q["split"] for q in out["queries"]} == {"dev"}
+    for mode in ("hybrid", "lexical"):
+        assert set(out["modes"][mode]["overall"]) == {"n", *GOLD_METRICS}
+        assert set(out["modes"][mode]["latency_ms"]) == {"median", "p95"}
+    rows = out["significance"]["splits"]["dev"]
+    assert {r["metric"] for r in rows} == {"mrr@10", "recall@5"}
+    assert all(0.0 <= r["p_value"] <= 1.0 for r in rows)
+    runs = read_trec_run(run_file)
+    assert set(runs) == {"hybrid", "lexical"}
+    assert set(runs["hybrid"]) == {q["id"] for q in out["queries"]}
+    assert all("#c" in anchor for ranking in runs["hybrid"].values() for anchor in ranking)
+    assert (report_dir / "recall_at_k.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert main(["eval", "--gold", str(gold), "--split", "dev", "--write-baseline", "x"]) == 2
+
+
+def _is_png(path: Path) -> bool:
+    from matplotlib.image import imread
+
+    return path.read_bytes().startswith(PNG_SIGNATURE) and imread(str(path)).ndim == 3
+
+
+@pytest.fixture(scope="module")
+def gold_report(corpus_retriever: Retriever) -> dict[str, Any]:
+    return evaluate_gold(corpus_retriever, GOLD, ["hybrid", "dense", "lexical"])
+
+
+def test_quality_floor_on_gold_set(gold_report: dict[str, Any]) -> None:
+    report = gold_report
     assert report["scored"] == report["answerable"], report["evidence_not_found"]
     for mode, floors in FLOORS.items():
         overall = report["modes"][mode]["overall"]
@@ -89,3 +270,173 @@ def test_quality_floor_on_gold_set(corpus_retriever: Retriever) -> None:
             assert overall[metric] >= floor, (mode, metric, overall[metric])
     table = format_report(report)
     assert "recall@5" in table and "hybrid" in table and "p95" in table
+
+
+def test_no_regression_against_the_stored_baseline(gold_report: dict[str, Any]) -> None:
+    baseline = json.loads(BASELINE.read_text("utf-8"))
+    assert gold_report["gold_fingerprint"] == baseline["gold_fingerprint"], (
+        "eval/gold.jsonl changed since eval/baseline.json was written; after checking the "
+        f"numbers, regenerate it with `{BASELINE_COMMAND}`"
+    )
+    assert set(baseline["splits"]) == {"dev", "test"}
+    assert all(m in baseline["splits"]["test"] for m in BASELINE_METRICS)
+    assert baseline_regressions(gold_report, baseline, tolerance=0.001) == []
+
+
+def test_baseline_regressions_are_detected(gold_report: dict[str, Any]) -> None:
+    baseline = baseline_from_report(gold_report)
+    assert baseline_regressions(gold_report, baseline) == []
+    raised = json.loads(json.dumps(baseline))
+    raised["splits"]["test"]["mrr@10"] += 0.01
+    raised["splits"]["dev"]["answerable_misflagged"] = -0.01  # lower is better for this one
+    problems = baseline_regressions(gold_report, raised)
+    assert len(problems) == 2 and any("test mrr@10" in p for p in problems)
+    assert gold_report["gold_fingerprint"] == gold_fingerprint(load_gold(GOLD))
+
+
+def test_gold_report_has_every_section(gold_report: dict[str, Any], tmp_path: Path) -> None:
+    markdown, plot = write_report(gold_report, tmp_path / "report")
+    text = markdown.read_text("utf-8")
+    for heading in (
+        "## Overall",
+        "## By language",
+        "## Latency",
+        "## Significance",
+        "## Answerable flag",
+        "## Worst queries",
+        "## Per query",
+    ):
+        assert heading in text
+    assert "](recall_at_k.png)" in text and _is_png(plot)
+    per_query = markdown_report(gold_report).split("## Per query")[1]
+    assert all(f"| {q['id']} |" in per_query for q in gold_report["queries"])
+    for scope in ("dev", "test", "all"):
+        for row in gold_report["significance"]["splits"][scope]:
+            assert 0.0 <= row["p_value"] <= 1.0
+
+
+# --- BEIR ---------------------------------------------------------------------------------------
+
+BEIR_CORPUS = [
+    {
+        "_id": "doc/1 é",  # needs a sanitised file name
+        "title": "Photosynthesis",
+        "text": "Chlorophyll absorbs red and blue light in the leaf. The chloroplast uses that "
+        "light to split water.\nChlorophyll is green because it reflects green light. Plants "
+        "without chlorophyll cannot make sugar from sunlight.",
+    },
+    {
+        "_id": "Doc-2",
+        "title": "Ocean tides",
+        "text": "The moon pulls the oceans and raises two tidal bulges.",
+    },
+    {
+        "_id": "doc-2",
+        "title": "稀土供應鏈",
+        "text": "日本對中國的稀土依賴很高。南鳥島海底泥含有稀土。",
+    },
+    {"_id": "d4", "title": "", "text": "Volcanoes erupt magma and ash when pressure builds."},
+    {"_id": "d5", "title": "鋼鐵", "text": "日本製鐵收購美國鋼鐵公司，總額一百四十一億美元。"},
+]
+BEIR_QUERIES = [
+    {"_id": "q-en", "text": "Why is chlorophyll green?"},
+    {"_id": "q-zh", "text": "日本的稀土依賴"},
+    {"_id": "q-tide", "text": "What makes the tides of the oceans?"},
+    {"_id": "q-unjudged", "text": "volcano"},
+]
+BEIR_QRELS = [
+    ("q-en", "doc/1 é", 1),
+    ("q-zh", "doc-2", 1),
+    ("q-zh", "d5", 0),  # judged not relevant
+    ("q-tide", "Doc-2", 2),
+    ("q-tide", "d4", 1),  # relevant but shares no word with the query
+]
+
+
+@pytest.fixture
+def beir_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    for name, rows in (("corpus", BEIR_CORPUS), ("queries", BEIR_QUERIES)):
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        (root / f"{name}.jsonl").write_text(text, "utf-8")
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in BEIR_QRELS)
+    (root / "qrels" / "test.tsv").write_text(qrels, "utf-8")
+    return root
+
+
+def test_beir_file_names_are_safe_unique_and_map_back() -> None:
+    ids = ["doc/1 é", "Doc-2", "doc-2", "d4", "../etc", ".hidden", "a" * 300]
+    stems = file_stems(ids)
+    assert stems["Doc-2"] == "Doc-2" and stems["d4"] == "d4"  # safe ids are kept as they are
+    assert len({s.casefold() for s in stems.values()}) == len(ids)
+    assert all(s[0].isalnum() and "/" not in s and len(s) < 100 for s in stems.values())
+
+
+def test_beir_end_to_end(
+    beir_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QA_EMBED_MODEL", "hash:64")
+    monkeypatch.setenv("QA_CHUNK_MAX_TOKENS", "16")  # several passages per longer document
+    monkeypatch.setenv("QA_THREADS", "1")
+    index_dir, run_file, report_dir = tmp_path / "idx", tmp_path / "run.txt", tmp_path / "rep"
+    argv = ["eval", "--beir", str(beir_dir), "--index-out", str(index_dir), "--json"]
+    argv += ["--run-out", str(run_file), "--report", str(report_dir), "--quiet"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    dataset = load_beir(beir_dir)
+    assert dataset.qrels["q-zh"] == {"doc-2": 1}  # score 0 is not relevant
+    assert report["documents"] == report["documents_indexed"] == 5
+    assert [q["id"] for q in report["queries"]] == ["q-en", "q-tide", "q-zh"]
+    assert {q["id"]: q["lang"] for q in report["queries"]}["q-zh"] == "zh"
+
+    # The photosynthesis document has several passages that mention chlorophyll ...
+    index = load_index(index_dir, model_id="hash:64", dimension=64)
+    mapping = json.loads((beir_dir / ".qa-corpus" / "ids.json").read_text("utf-8"))
+    assert sorted(mapping.values()) == sorted(d["_id"] for d in BEIR_CORPUS)
+    matching = [
+        c for c in index.chunks if mapping[c.doc_id] == "doc/1 é" and "hlorophyll" in c.text
+    ]
+    assert len(matching) >= 2
+    titled = [c for c in index.chunks if "Photosynthesis" in c.text]  # the title is searchable
+    assert [mapping[c.doc_id] for c in titled] == ["doc/1 é"]
+    assert index.documents[titled[0].doc_id].title == "Photosynthesis"
+
+    # ... yet it is one document in the run, under its exact BEIR id.
+    runs = read_trec_run(run_file)
+    assert set(runs) == {"hybrid", "dense", "lexical"}
+    corpus_ids = {d["_id"] for d in BEIR_CORPUS}
+    lines = run_file.read_text("utf-8").splitlines()
+    for tag, run in runs.items():
+        for qid, ranking in run.items():
+            assert set(ranking) <= corpus_ids
+            docids = [ln.split()[2] for ln in lines if ln.split()[0] == qid and ln.endswith(tag)]
+            assert len(docids) == len(set(docids)) == len(ranking)
+    assert next(iter(runs["lexical"]["q-en"])) == "doc/1 é"
+    assert list(runs["lexical"]["q-tide"]) == ["Doc-2"]
+
+    # Lexical (BM25) is exact: q-en finds its document first; q-zh too; q-tide finds Doc-2
+    # (gain 2) first but never d4 (gain 1). Per query, recall@10 = 1, 1/2, 1 -> mean 5/6;
+    # hit_rate@10 = 1 everywhere; nDCG@10 for q-tide = (2/log2 2) / (2 + 1/log2 3) = 0.76020,
+    # mean (1 + 0.76020 + 1)/3 = 0.92007; AP for q-tide = 1/2 -> map 5/6; MRR 1.
+    lexical = report["modes"]["lexical"]["overall"]
+    assert lexical["n"] == 3
+    assert lexical["recall@10"] == pytest.approx(5 / 6)
+    assert lexical["hit_rate@10"] == 1.0 and lexical["mrr@10"] == 1.0
+    assert lexical["ndcg@10"] == pytest.approx(0.92007, rel=1e-4)
+    assert lexical["map@100"] == pytest.approx(5 / 6)
+    assert report["modes"]["lexical"]["curve"][9] == pytest.approx(5 / 6)
+
+    rows = report["significance"]["splits"]["test"]
+    assert rows and all(0.0 <= r["p_value"] <= 1.0 for r in rows)
+    assert (report_dir / "report.md").read_text("utf-8").startswith("# Retrieval evaluation")
+    assert _is_png(report_dir / "recall_at_k.png")
+
+    # A second run reuses the working directory and the index: the same numbers.
+    assert main(["eval", "--beir", str(beir_dir), "--index-out", str(index_dir), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["modes"]["lexical"]["overall"] == lexical

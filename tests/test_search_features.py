@@ -105,9 +105,10 @@ def test_off_topic_questions_are_flagged_unanswerable(corpus_retriever: Retrieve
 
 
 def test_judge_thresholds() -> None:
-    from qa.answerable import COVERAGE_THRESHOLD, judge
+    from qa.answerable import COVERAGE_THRESHOLD, DENSE_THRESHOLDS, judge
 
-    assert judge("use-multilingual-v3", 0.36, 0.0) == (True, pytest.approx(0.5))
+    threshold = DENSE_THRESHOLDS["use-multilingual-v3"]
+    assert judge("use-multilingual-v3", threshold, 0.0) == (True, pytest.approx(0.5))
     assert judge("use-multilingual-v3", 0.20, 0.0)[0] is False
     assert judge("use-multilingual-v3", 0.20, COVERAGE_THRESHOLD + 0.05)[0] is True
     assert judge("some-other-model", 0.01, 0.0)[0] is True  # uncalibrated: never flags on dense
