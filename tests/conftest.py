@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,30 @@ from qa.retrieve import Retriever
 from qa.service import ingest, open_embedder, open_retriever
 
 ROOT = Path(__file__).resolve().parents[1]
+CHAPTER_TITLE = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
+LEVEL2 = (
+    "壹、前言",
+    "貳、戰略資源與稀土供應鏈安全",
+    "參、跨國併購與鋼鐵戰略自主",
+    "肆、軍民融合與造船產業布局",
+    "伍、醫藥安全與製藥供應鏈韌性",
+    "陸、小結",
+)
 CORPUS = ROOT / "corpus"
 GOLD = ROOT / "eval" / "gold.jsonl"
 CHAPTER = "indsr-2025-ch6-japan-supply-chain-security"
 NEWS = "nownews-2026-01-14-japan-g7-democratic-rare-earth-chain"
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server started by a test; kill it if it does not stop in 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAPTER, GOLD, NEWS, ROOT
+from conftest import CHAPTER, GOLD, NEWS, ROOT, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -566,9 +566,4 @@ def test_real_server_over_http(
                 bad = http.post("/v1/search", json={"question": " "})
                 _assert_problem(bad, 422)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop_process(process)

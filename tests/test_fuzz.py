@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import ROOT
+from conftest import ROOT, stop_process
 from fastapi.testclient import TestClient
 
 from qa.config import Settings
@@ -106,12 +106,7 @@ def live_server(
             time.sleep(0.2)
         yield LiveServer(url, "127.0.0.1", port, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import CHAPTER, CORPUS, NEWS
+from conftest import CHAPTER, CHAPTER_TITLE, CORPUS, LEVEL2, NEWS
 
 from qa.errors import DocumentParseError, QAError
 from qa.ingest import IngestReport, ingest_paths, read_document
 from qa.types import Document, Heading
-
-CHAPTER_TITLE = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
-LEVEL2 = (
-    "壹、前言",
-    "貳、戰略資源與稀土供應鏈安全",
-    "參、跨國併購與鋼鐵戰略自主",
-    "肆、軍民融合與造船產業布局",
-    "伍、醫藥安全與製藥供應鏈韌性",
-    "陸、小結",
-)
 
 
 def _source_lines(path: Path) -> list[str]:

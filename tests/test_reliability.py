@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -79,8 +79,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             raise AssertionError("server did not become ready")
         yield url, env
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_process(process)
 
 
 def test_kill_9_during_rebuild_never_breaks_queries(server: tuple[str, dict[str, str]]) -> None:

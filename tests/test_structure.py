@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAPTER, CORPUS, NEWS
+from conftest import CHAPTER, CHAPTER_TITLE, CORPUS, LEVEL2, NEWS
 from fastapi.testclient import TestClient
 
 from qa.chunk import ChunkerSettings, chunk_document
@@ -21,15 +21,6 @@ from qa.ingest import ingest_paths, read_document
 from qa.retrieve import Retriever
 from qa.types import INDEXED_KINDS, Document, Footnote
 
-CHAPTER_TITLE = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
-LEVEL2 = (
-    "壹、前言",
-    "貳、戰略資源與稀土供應鏈安全",
-    "參、跨國併購與鋼鐵戰略自主",
-    "肆、軍民融合與造船產業布局",
-    "伍、醫藥安全與製藥供應鏈韌性",
-    "陸、小結",
-)
 TOC = (
     "第六章 川普 2.0 時代的日本製造業供應鏈安全重構（張務華）",
     "第七章 日本石破茂時期的防衛建設與川普新政影響（王尊彥）",
