@@ -391,14 +391,14 @@ def _fsync_dir(directory: Path) -> None:
 
 def _document_row(document: Document) -> dict[str, Any]:
     row = asdict(document)
-    row.pop("_run_starts", None)
+    _drop_derived(row)
     return row
 
 
 def _read_documents(path: Path) -> list[Document]:
     documents = []
     for row in _read_jsonl(path):
-        row.pop("_run_starts", None)
+        _drop_derived(row)
         documents.append(
             Document(
                 **{
@@ -419,6 +419,12 @@ def _read_documents(path: Path) -> list[Document]:
             )
         )
     return documents
+
+
+def _drop_derived(row: dict[str, Any]) -> None:
+    """Lookup tables a Document derives from its runs are not stored."""
+    row.pop("_run_starts", None)
+    row.pop("_page_starts", None)
 
 
 def _read_chunks(path: Path) -> list[Chunk]:

@@ -70,6 +70,7 @@ class Document:
     line_runs: tuple[tuple[int, int], ...] = ()
     page_runs: tuple[tuple[int, int], ...] = ()
     _run_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _page_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.line_runs:  # verbatim text: every newline starts the next source line
@@ -78,6 +79,7 @@ class Document:
         if not self.blocks:
             object.__setattr__(self, "blocks", (Block("body", 0, len(self.text)),))
         object.__setattr__(self, "_run_starts", tuple(start for start, _ in self.line_runs))
+        object.__setattr__(self, "_page_starts", tuple(start for start, _ in self.page_runs))
 
     def line_of(self, offset: int) -> int:
         """1-based line of the source file that holds the character at ``offset``."""
@@ -89,7 +91,7 @@ class Document:
         """1-based PDF page of ``offset`` (None for sources without pages)."""
         if not self.page_runs:
             return None
-        index = bisect.bisect_right([s for s, _ in self.page_runs], offset) - 1
+        index = bisect.bisect_right(self._page_starts, offset) - 1
         return self.page_runs[max(index, 0)][1]
 
     def section_at(self, offset: int) -> str:

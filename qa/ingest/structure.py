@@ -16,7 +16,7 @@ page); this module decides what each paragraph is and assembles the canonical te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qa.types import Block, Document, Footnote, Heading
 
@@ -70,7 +70,6 @@ class _Item:
     title: str = ""
     note: int = 0
     section: int = 0
-    markers: list[int] = field(default_factory=list)
 
 
 def heading_level(text: str, *, markdown: bool = False) -> tuple[int, str] | None:
@@ -234,9 +233,9 @@ def _assign_sections(items: list[_Item]) -> None:
         if item.kind == "author" and author_section is None:
             author_section = section
         if item.kind in ("body", "author"):
-            item.markers = [n for p in item.pieces for n in marker_numbers(p.text)]
-            for n in item.markers:
-                first_marker.setdefault(n, section)
+            for piece in item.pieces:
+                for _, n in find_markers(piece.text):
+                    first_marker.setdefault(n, section)
     for item in items:
         if item.kind == "note":
             item.section = first_marker.get(item.note, item.section)
@@ -246,10 +245,6 @@ def _assign_sections(items: list[_Item]) -> None:
 
 def _opens_section(item: _Item) -> bool:
     return item.kind in ("heading", "dateline") or item.kind.startswith("nav-heading")
-
-
-def marker_numbers(text: str) -> list[int]:
-    return [n for _, n in find_markers(text)]
 
 
 def find_markers(text: str) -> list[tuple[int, int]]:
