@@ -16,11 +16,18 @@ from typing import Any, Protocol
 from qa.errors import ConfigError, DependencyMissingError
 from qa.types import INDEXED_KINDS, Chunk, Document
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 _CLOSERS = "」』）)\"'”’》〉】⁰¹²³⁴⁵⁶⁷⁸⁹"
 # A sentence ends after CJK/Latin terminators (plus closing quotes and footnote superscripts);
-# a full stop only counts when whitespace follows, so 2.5 and U.S. stay whole.
+# a full stop only counts when whitespace follows, so 2.5 and U.S.Steel stay whole ...
 _SENTENCE_END = re.compile(rf"(?:[。！？；!?;]+|\.(?=\s))[{_CLOSERS}]*")
+# ... and not after an initial or a common abbreviation: "John P. Phelan", "U.S. Steel",
+# "Vol. 90, No. 103" (bibliographic footnotes are full of them).
+_WORD_BEFORE_STOP = re.compile(r"(?<![A-Za-z])([A-Za-z]+)\.$")
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof st jr sr no nos vol vols pp p ed eds al fig figs art sec inc co corp
+    ltd gov gen rep sen dept univ jan feb mar apr jun jul aug sep sept oct nov dec vs""".split()
+)
 
 
 class Tokenizer(Protocol):
@@ -67,11 +74,24 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
         line_end = end if line_end == -1 else line_end
         cut = line_start
         for match in _SENTENCE_END.finditer(text, line_start, line_end):
+            if _is_abbreviation(text, match.start()):
+                continue
             _append_trimmed(text, cut, match.end(), spans)
             cut = match.end()
         _append_trimmed(text, cut, line_end, spans)
         line_start = line_end + 1
     return spans
+
+
+def _is_abbreviation(text: str, stop: int) -> bool:
+    """Is the full stop at ``stop`` the end of an initial (one capital) or an abbreviation?"""
+    if text[stop] != ".":
+        return False
+    word = _WORD_BEFORE_STOP.search(text, max(0, stop - 8), stop + 1)
+    if word is None:
+        return False
+    letters = word.group(1)
+    return (len(letters) == 1 and letters.isupper()) or letters.lower() in _ABBREVIATIONS
 
 
 def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:

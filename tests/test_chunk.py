@@ -243,6 +243,19 @@ def test_latin_sentences() -> None:
     ]
 
 
+def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
+    text = (
+        "2025 年，美國海軍部長約翰·費蘭（John P. Phelan）直言。日鐵收購 U.S. Steel 一案。"
+        "See Vol. 90, No. 103, pp. 12-14 by Smith et al. in Nature. It was Plan B. Next one."
+    )
+    assert sentences(text) == [
+        "2025 年，美國海軍部長約翰·費蘭（John P. Phelan）直言。",
+        "日鐵收購 U.S. Steel 一案。",
+        "See Vol. 90, No. 103, pp. 12-14 by Smith et al. in Nature.",
+        "It was Plan B. Next one.",
+    ]
+
+
 def test_full_stop_at_end_of_line_or_text() -> None:
     assert sentences("First one.\nSecond one.") == ["First one.", "Second one."]
     assert sentences("Version 3.11 ships.") == ["Version 3.11 ships."]
