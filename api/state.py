@@ -48,6 +48,7 @@ class ServiceState:
                 if self.embedder is None:
                     self.embedder = open_embedder(self.settings)
                 retriever = open_retriever(self.settings, self.embedder)
+                retriever.warm_up()  # before it serves: the first question should not wait
             except QAError as exc:
                 if self.retriever is None or not isinstance(exc, IndexNotFoundError):
                     self.problem = exc

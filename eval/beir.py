@@ -36,7 +36,7 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
 from qa.index import ProgressCallback
-from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K
+from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, FusionSettings
 from qa.service import ingest, open_embedder, open_retriever
 from qa.types import SearchMode
 
@@ -180,6 +180,7 @@ def evaluate_beir(
     embedder: Embedder | None = None,
     stat_test: str | None = "student",
     progress: ProgressCallback | None = None,
+    fusion: FusionSettings | None = None,
 ) -> dict[str, Any]:
     """Ingest the dataset into its own index and score every judged query at document level."""
     dataset = load_beir(root, split)
@@ -193,7 +194,7 @@ def evaluate_beir(
     own = settings.with_(corpus_dir=workdir, index_dir=index_dir)
     embedder = embedder or open_embedder(own)
     outcome = ingest(own, [workdir], embedder=embedder, progress=progress)
-    retriever = open_retriever(own, embedder)
+    retriever = open_retriever(own, embedder, fusion)
     indexed = {mapping[c.doc_id] for c in retriever.index.chunks if c.doc_id in mapping}
 
     judged = [q for q in sorted(dataset.qrels) if q in dataset.queries]

@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.retrieve import MAX_TOP_K
+from qa.retrieve import MAX_TOP_K, fusion_settings
 from qa.serialize import search_result_json
 from qa.service import IngestOutcome, ingest, open_retriever
 from qa.types import SEARCH_MODES
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, help="BEIR documents (default: DIR/.qa-corpus)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--index", help="index directory (gold set)")
+    p.add_argument(
+        "--fusion",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a retrieval setting, e.g. cross_lingual=false or lexical_weight=1.5 "
+        "(repeatable; names: qa.retrieve.FusionSettings)",
+    )
     p.set_defaults(run=_eval)
     return parser
 
@@ -178,6 +187,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.errors import ConfigError
 
     stat_test = None if args.compare == "none" else args.compare
+    fusion = fusion_settings(args.fusion)
     report: dict[str, Any]
     if args.beir:
         if args.write_baseline or args.split != "all":
@@ -204,6 +214,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                 workdir=args.work_dir,
                 stat_test=stat_test,
                 progress=progress,
+                fusion=fusion,
             )
         finally:
             if bar is not None:
@@ -211,10 +222,18 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if args.write_baseline and (args.split != "all" or "hybrid" not in args.modes):
             raise ConfigError("--write-baseline needs --split all and the hybrid mode")
+        if args.write_baseline and args.fusion:
+            raise ConfigError("--write-baseline stores the default settings; drop --fusion")
         gold = args.gold or settings.gold_path
         report = evaluate_gold(
-            open_retriever(settings), gold, args.modes, split=args.split, stat_test=stat_test
+            open_retriever(settings, fusion=fusion),
+            gold,
+            args.modes,
+            split=args.split,
+            stat_test=stat_test,
         )
+    if args.fusion:
+        report["fusion"] = asdict(fusion)
     print(json_report(report) if args.json else format_report(report))
     if args.run_out:
         lines = write_run_file(report, args.run_out)

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import unicodedata
+from collections.abc import Container, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,10 @@ class LexicalIndex:
         analyze("warm up 预热")  # load jieba's dictionary now, not on the first query
         return cls(retriever)
 
-    def scores(self, query: str) -> npt.NDArray[np.float32]:
-        """BM25 score of every chunk for ``query`` (zeros when no query term is known)."""
-        known = [t for t in analyze(query) if t in self._vocab]
+    def scores(self, query: str, extra: Sequence[str] = ()) -> npt.NDArray[np.float32]:
+        """BM25 score of every chunk for ``query`` plus ``extra`` analyzed terms (translations);
+        zeros when no term is known."""
+        known = [t for t in [*analyze(query), *extra] if t in self._vocab]
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
@@ -142,6 +144,11 @@ class LexicalIndex:
         """Ids of the terms chunk ``row`` contains."""
         start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]
         return set(self._terms_sorted[start:end].tolist())
+
+    @property
+    def vocabulary(self) -> Container[str]:
+        """The analyzed terms the index knows."""
+        return self._vocab.keys()
 
     @property
     def size(self) -> int:

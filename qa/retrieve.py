@@ -7,15 +7,16 @@ import threading
 import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from qa.answerable import judge
 from qa.chunk import cited_notes
+from qa.crosslingual import Expander
 from qa.embed import Embedder
-from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
 from qa.passages import Span, context_around, overlaps
 from qa.types import (
@@ -49,12 +50,43 @@ class FusionSettings:
     candidates: int = 100
     dense_weight: float = 1.0
     lexical_weight: float = 2.0
-    # A question with no CJK characters cannot match Chinese or Japanese text word for word;
-    # its lexical hits are stray Latin names in footnotes, so the dense ranking leads.
+    # A question with no CJK characters and no dictionary translation (``qa.crosslingual``)
+    # cannot match Chinese or Japanese text word for word; its lexical hits are stray Latin
+    # names in footnotes, so the dense ranking leads. With translated terms it is weighted
+    # like a Chinese question.
     lexical_weight_latin: float = 0.25
+    # Add CC-CEDICT translations of English questions and the Traditional forms of Japanese
+    # kanji to the lexical query.
+    cross_lingual: bool = True
     # Dense score = (1 - s) * chunk similarity + s * best sentence similarity: the model was
     # trained on sentences, and one sentence often carries the whole answer.
     sentence_weight: float = 0.5
+
+
+def fusion_settings(overrides: Sequence[str]) -> FusionSettings:
+    """``FusionSettings`` with ``name=value`` overrides (``qa eval --fusion``), values checked."""
+    known = {f.name: f.type for f in fields(FusionSettings)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or name not in known:
+            raise ConfigError(
+                f"fusion setting must be NAME=VALUE with NAME one of {', '.join(known)}; "
+                f"got {item!r}"
+            )
+        kind = str(known[name])  # annotations are strings here (postponed evaluation)
+        try:
+            if kind == "bool":
+                if value.lower() not in ("true", "false"):
+                    raise ValueError
+                changes[name] = value.lower() == "true"
+            else:
+                changes[name] = int(value) if kind == "int" else float(value)
+        except ValueError:
+            wanted = {"bool": "true or false", "int": "a whole number"}.get(kind, "a number")
+            raise ConfigError(f"fusion setting {name} must be {wanted}, got {value!r}") from None
+    return replace(FusionSettings(), **changes)
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,20 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
+        self._expander: Expander | None = None
+        self._expander_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Build what the first question would otherwise wait for (the dictionary tables)."""
+        self._translations("warm up")
+
+    def _translations(self, question: str) -> list[str]:
+        if not self.fusion.cross_lingual:
+            return []
+        with self._expander_lock:
+            if self._expander is None:
+                self._expander = Expander(self.index.lexical.vocabulary)
+        return self._expander.expand(question)
 
     def search(
         self,
@@ -150,14 +196,16 @@ class Retriever:
         depth = max(top_k * 3, self.fusion.candidates)
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
+        translated: list[str] = []
         if mode in ("dense", "hybrid"):
             dense = self._dense(question, depth, allowed, timings)
         if mode in ("lexical", "hybrid"):
             tick = time.perf_counter()
-            lexical = self._lexical(question, depth, allowed)
+            translated = self._translations(question)
+            lexical = self._lexical(question, depth, allowed, translated)
             timings["lexical"] = (time.perf_counter() - tick) * 1000
         tick = time.perf_counter()
-        fused = self._fuse(question, dense, lexical) if mode == "hybrid" else {}
+        fused = self._fuse(question, dense, lexical, bool(translated)) if mode == "hybrid" else {}
         ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
         timings["fuse"] = (time.perf_counter() - tick) * 1000
         return Signals(dense, lexical, fused, ranked)
@@ -198,8 +246,10 @@ class Retriever:
             blended[row] = (1 - weight) * score + weight * best
         return blended
 
-    def _lexical(self, question: str, depth: int, allowed: set[int] | None) -> dict[int, float]:
-        scores = self.index.lexical.scores(question)
+    def _lexical(
+        self, question: str, depth: int, allowed: set[int] | None, extra: Sequence[str] = ()
+    ) -> dict[int, float]:
+        scores = self.index.lexical.scores(question, extra)
         if not len(scores):
             return {}
         if allowed is not None:
@@ -210,20 +260,25 @@ class Retriever:
         return {int(r): float(scores[r]) for r in top if scores[r] > 0}
 
     def _fuse(
-        self, question: str, dense: dict[int, float], lexical: dict[int, float]
+        self,
+        question: str,
+        dense: dict[int, float],
+        lexical: dict[int, float],
+        translated: bool = False,
     ) -> dict[int, float]:
         fused: dict[int, float] = {}
         fusion = self.fusion
-        lexical_weight = (
-            fusion.lexical_weight if _CJK.search(question) else fusion.lexical_weight_latin
-        )
+        word_for_word = translated or _CJK.search(question) is not None
+        lexical_weight = fusion.lexical_weight if word_for_word else fusion.lexical_weight_latin
         for weight, ranking in ((fusion.dense_weight, dense), (lexical_weight, lexical)):
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
                 fused[row] = fused.get(row, 0.0) + weight / (fusion.k + rank)
         return fused
 
     def _coverage(self, question: str, top: list[tuple[int, float]]) -> float:
-        """IDF-weighted share of the question's terms found together in one top passage."""
+        """IDF-weighted share of the question's own terms found together in one top passage
+        (not its dictionary translations: common words translate to common Chinese words,
+        which would make any English question look answerable)."""
         weights = self.index.lexical.term_weights(question)
         total = sum(w for _, w in weights)
         best = 0.0

@@ -11,7 +11,7 @@ from qa.config import Settings
 from qa.embed import Embedder, load_embedder
 from qa.index import BuildReport, ProgressCallback, build_index, load_index
 from qa.ingest import IngestReport, ingest_paths
-from qa.retrieve import Retriever
+from qa.retrieve import FusionSettings, Retriever
 
 
 def limit_threads(threads: int) -> None:
@@ -67,7 +67,9 @@ def ingest(
     return IngestOutcome(report, build)
 
 
-def open_retriever(settings: Settings, embedder: Embedder | None = None) -> Retriever:
+def open_retriever(
+    settings: Settings, embedder: Embedder | None = None, fusion: FusionSettings | None = None
+) -> Retriever:
     embedder = embedder or open_embedder(settings)
     index = load_index(settings.index_dir, model_id=embedder.model_id, dimension=embedder.dimension)
-    return Retriever(index, embedder)
+    return Retriever(index, embedder, fusion)

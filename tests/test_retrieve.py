@@ -6,7 +6,7 @@ import pytest
 from conftest import CHAPTER, NEWS
 
 from qa.errors import DocumentNotFoundError, InvalidQueryError
-from qa.retrieve import Retriever
+from qa.retrieve import FusionSettings, Retriever
 from qa.types import INDEXED_KINDS
 
 
@@ -40,6 +40,23 @@ def test_dense_answers_english_question_about_chinese_text(corpus_retriever: Ret
         corpus_retriever, "Where is Japan test-mining rare earth mud from the deep sea?", "dense"
     )
     assert any("南鳥島" in t for t in texts)
+
+
+def test_english_question_matches_chinese_words_through_the_dictionary(
+    corpus_retriever: Retriever,
+) -> None:
+    question = "rare earth recycling subsidy"
+    translated = corpus_retriever.search(question, top_k=3, mode="lexical").hits
+    assert translated[0].citation.kind == "body"
+    assert any("稀土" in h.text for h in translated)
+    assert any("回收" in h.text for h in translated)
+    # Without the dictionary the words only meet Latin titles in the footnotes.
+    plain = Retriever(
+        corpus_retriever.index, corpus_retriever.embedder, FusionSettings(cross_lingual=False)
+    )
+    untranslated = plain.search(question, top_k=3, mode="lexical").hits
+    assert untranslated
+    assert all(h.citation.kind == "footnotes" for h in untranslated)
 
 
 def test_hybrid_ranks_known_passages_first(corpus_retriever: Retriever) -> None:
