@@ -14,7 +14,7 @@ Chinese terms such a question stands for, already in the analyzed form the index
   package, Apache-2.0): 経済 -> 經濟, which the corpus analyzer folds to 经济. Applied only to
   questions with kana, since a few shinjitai forms (芸, 弁) are different Chinese characters.
 
-The English table is built per index vocabulary (``Expander``: about 0.6 s and a few MB, once
+The English table is built per index vocabulary (``Expander``: about 0.3 s and a few MB, once
 per loaded index), keeping only the ~2,000 CC-CEDICT entries the corpus can match; a question
 then takes about 0.1 ms. Nothing is fetched at run time. What it gains is measured in the
 README's evaluation section.
@@ -308,7 +308,7 @@ def japanese_terms(text: str, vocab: Container[str]) -> list[str]:
 class Expander:
     """Cross-lingual terms for one index vocabulary (a ``LexicalIndex``'s terms).
 
-    Building it reads CC-CEDICT and keeps the entries the vocabulary can match (about 0.6 s);
+    Building it reads CC-CEDICT and keeps the entries the vocabulary can match (about 0.3 s);
     build it once per loaded index, not per question.
     """
 
