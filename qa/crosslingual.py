@@ -31,13 +31,13 @@ from functools import lru_cache
 from importlib import resources
 
 from qa.errors import DependencyMissingError
-from qa.lexical import analyze
+from qa.lexical import HAN_RANGES, analyze
 
 _MAX_PHRASE_WORDS = 4
 # Stop words a phrase may span ("return on investment") without being cut in two.
 _MAX_GAP = 2
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN_RANGES}]")
 _LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")

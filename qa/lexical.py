@@ -23,9 +23,11 @@ from qa.errors import DependencyMissingError, IndexCorruptError
 
 ANALYZER_VERSION = 1
 
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Han characters (CJK unified ideographs, extension A, compatibility): one definition for every
+# module that asks "is this Chinese script?".
+HAN_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RUNS = re.compile(
-    rf"(?P<han>[{_HAN}]+)|(?P<kana>[\u3040-\u30ff\u31f0-\u31ff]+)|(?P<hangul>[\uac00-\ud7af]+)"
+    rf"(?P<han>[{HAN_RANGES}]+)|(?P<kana>[\u3040-\u30ff\u31f0-\u31ff]+)|(?P<hangul>[\uac00-\ud7af]+)"
     r"|(?P<word>[a-z0-9]+(?:[.'\-][a-z0-9]+)*%?)"
 )
 _NUMBER_GROUPING = re.compile(r"(?<=\d),(?=\d{3})")
