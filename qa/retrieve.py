@@ -31,6 +31,7 @@ from qa.types import (
 
 _COMPUTE = threading.Lock()
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
 MAX_CONTEXT_SENTENCES = 10
@@ -55,6 +56,11 @@ class FusionSettings:
     # names in footnotes, so the dense ranking leads. With translated terms it is weighted
     # like a Chinese question.
     lexical_weight_latin: float = 0.25
+    # A question with kana is Japanese: against Chinese text only its kanji can match word for
+    # word (its kana find Japanese footnote titles instead), so the dense ranking leads. On the
+    # 15 Japanese dev questions, 0.5 instead of 2 lifts recall@1 from 0.60 to 0.73 and recall@5
+    # from 0.93 to 1.00. For a corpus written in Japanese, set it to ``lexical_weight``.
+    lexical_weight_kana: float = 0.5
     # Add CC-CEDICT translations of English questions and the Traditional forms of Japanese
     # kanji to the lexical query.
     cross_lingual: bool = True
@@ -268,8 +274,12 @@ class Retriever:
     ) -> dict[int, float]:
         fused: dict[int, float] = {}
         fusion = self.fusion
-        word_for_word = translated or _CJK.search(question) is not None
-        lexical_weight = fusion.lexical_weight if word_for_word else fusion.lexical_weight_latin
+        if _KANA.search(question):
+            lexical_weight = fusion.lexical_weight_kana
+        elif translated or _CJK.search(question):
+            lexical_weight = fusion.lexical_weight
+        else:
+            lexical_weight = fusion.lexical_weight_latin
         for weight, ranking in ((fusion.dense_weight, dense), (lexical_weight, lexical)):
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
                 fused[row] = fused.get(row, 0.0) + weight / (fusion.k + rank)

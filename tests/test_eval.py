@@ -36,7 +36,11 @@ from qa.retrieve import FusionSettings, Retriever, fusion_settings
 from qa.types import Chunk, Document, Footnote
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
-FLOORS = {"hybrid": {"recall@1": 0.85, "recall@5": 0.92, "recall@10": 0.96, "mrr@10": 0.88}}
+# FLOORS hold over the first 101 questions (g001-g101), the set they were first set on;
+# FLOORS_ALL over the whole gold set, which grew by 35 harder dev questions (g103-g137).
+FIRST_SET = 101
+FLOORS = {"hybrid": {"recall@1": 0.88, "recall@5": 0.94, "recall@10": 0.96, "mrr@10": 0.90}}
+FLOORS_ALL = {"hybrid": {"recall@1": 0.79, "recall@5": 0.95, "recall@10": 0.97, "mrr@10": 0.85}}
 BASELINE = ROOT / "eval" / "baseline.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -262,13 +266,20 @@ def gold_report(corpus_retriever: Retriever) -> dict[str, Any]:
     return evaluate_gold(corpus_retriever, GOLD, ["hybrid", "dense", "lexical"])
 
 
-def test_quality_floor_on_gold_set(gold_report: dict[str, Any]) -> None:
+def test_quality_floor_on_gold_set(
+    gold_report: dict[str, Any], corpus_retriever: Retriever, tmp_path: Path
+) -> None:
     report = gold_report
     assert report["scored"] == report["answerable"], report["evidence_not_found"]
-    for mode, floors in FLOORS.items():
-        overall = report["modes"][mode]["overall"]
-        for metric, floor in floors.items():
-            assert overall[metric] >= floor, (mode, metric, overall[metric])
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(GOLD.read_text("utf-8").splitlines(keepends=True)[:FIRST_SET]))
+    first_report = evaluate_gold(corpus_retriever, first, ["hybrid"], stat_test=None)
+    assert first_report["questions"] == FIRST_SET
+    for floors_by_mode, measured in ((FLOORS, first_report), (FLOORS_ALL, report)):
+        for mode, floors in floors_by_mode.items():
+            overall = measured["modes"][mode]["overall"]
+            for metric, floor in floors.items():
+                assert overall[metric] >= floor, (mode, metric, overall[metric])
     table = format_report(report)
     assert "recall@5" in table and "hybrid" in table and "p95" in table
 
@@ -299,6 +310,24 @@ def test_dictionary_terms_lift_english_questions(
     assert english["recall@1"] > before["recall@1"]
     for lang in ("zh-tw", "zh-cn"):
         assert with_terms["by_lang"][lang] == without["by_lang"][lang]
+
+
+def test_dense_leads_for_japanese_questions(
+    corpus_retriever: Retriever, gold_report: dict[str, Any]
+) -> None:
+    """Japanese questions match Chinese text word for word only through their kanji, so their
+    lexical ranking weighs less; that is what lifts them, and no other language moves."""
+    equal = Retriever(
+        corpus_retriever.index,
+        corpus_retriever.embedder,
+        FusionSettings(lexical_weight_kana=FusionSettings().lexical_weight),
+    )
+    before = evaluate_gold(equal, GOLD, ["hybrid"], stat_test=None)["modes"]["hybrid"]["by_lang"]
+    after = gold_report["modes"]["hybrid"]["by_lang"]
+    assert after["ja"]["mrr@10"] > before["ja"]["mrr@10"] + 0.05, (after["ja"], before["ja"])
+    assert after["ja"]["recall@5"] >= before["ja"]["recall@5"]
+    for lang in ("en", "zh-tw", "zh-cn"):
+        assert after[lang] == before[lang]
 
 
 def test_fusion_overrides_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
