@@ -9,11 +9,11 @@ The question counts as answerable when either signal clears its threshold. Thres
 chosen on the gold set's dev split only (``qa eval --split dev``), allowing at most 5% of
 answerable questions to be flagged. On the 89-question dev split (73 answerable), a dense
 threshold of 0.31 for USE-multilingual-v3 and a coverage of 0.11 flag 4 of the 16 unanswerable
-questions (three off-topic, one near miss) and 2 of the 73 answerable ones; the earlier 0.345, chosen on 54
-dev questions, misflagged 5 of 73 once the split grew. Questions that name the corpus's own
-entities but ask for a fact it does not contain ("near misses") mostly pass: telling them apart needs
-a reader model, not scores. For an embedder without a calibrated threshold only coverage can
-flag, and only in lexical mode.
+questions (three off-topic, one near miss) and 2 of the 73 answerable ones; the earlier 0.345,
+chosen on 54 dev questions, misflagged 5 of 73 once the split grew. Questions that name the
+corpus's own entities but ask for a fact it does not contain ("near misses") mostly pass:
+telling them apart needs a reader model, not scores. For an embedder without a calibrated
+threshold only coverage can flag, and only in lexical mode.
 """
 
 from __future__ import annotations
