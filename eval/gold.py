@@ -133,7 +133,7 @@ def evaluate_gold(
     }
     qrels = {q: rel for q, rel in judged.items() if rel}
     queries = [
-        Query(q.id, q.question, q.lang, q.split, q.answerable, q.evidence, q.answer)
+        Query(q.id, q.question, q.lang, q.split, q.answerable, q.evidence, q.answer, q.tags)
         for q in questions
     ]
     runs: dict[str, ModeRun] = {

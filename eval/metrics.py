@@ -183,7 +183,8 @@ def summarize(
     scopes: Sequence[str],
     stat_test: str | None = "student",
 ) -> dict[str, Any]:
-    """The report dictionary: metrics per mode, per scope (split) and per language, and more.
+    """The report dictionary: metrics per mode, per scope (split), per language and per question
+    tag (when queries have tags), and more.
 
     ``scopes`` are split names and/or ``"all"``; the last one is the primary scope, whose values
     also appear as each mode's ``overall`` and ``by_lang`` and drive the recall@k curve.
@@ -202,13 +203,19 @@ def summarize(
         for scope in scopes:
             scored = [q for q in in_scope(scope) if q.id in per_query]
             by_lang: dict[str, list[str]] = {}
+            by_tag: dict[str, list[str]] = {}
             for q in scored:
                 by_lang.setdefault(q.lang, []).append(q.id)
+                for tag in q.tags:
+                    by_tag.setdefault(tag, []).append(q.id)
             splits[scope] = {
                 "overall": mean_metrics(per_query, [q.id for q in scored], names),
                 "by_lang": {
                     lang: mean_metrics(per_query, ids, names)
                     for lang, ids in sorted(by_lang.items())
+                },
+                "by_tag": {
+                    tag: mean_metrics(per_query, ids, names) for tag, ids in sorted(by_tag.items())
                 },
                 "answerable_flag": flag_stats(in_scope(scope), mode_run.flagged),
             }
@@ -269,6 +276,7 @@ def _query_row(query: Query, qrels: Qrels, runs: Mapping[str, ModeRun]) -> dict[
         "question": query.text,
         "lang": query.lang,
         "split": query.split,
+        "tags": list(query.tags),
         "answerable": query.answerable,
         "scored": relevant is not None,
         "expected": list(query.expected),

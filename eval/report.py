@@ -129,6 +129,15 @@ def _sections(report: Mapping[str, Any], markdown: bool) -> list[tuple[str, list
     sections.append((title, _table(["mode", "lang", "split", "n", *names], rows, markdown)))
 
     rows = [
+        [mode, tag, primary, str(int(values["n"]))] + [_value(values[n]) for n in names]
+        for mode, result in modes.items()
+        for tag, values in result["splits"][primary].get("by_tag", {}).items()
+    ]
+    if markdown and rows:  # a question belongs to several types: the rows overlap
+        title = "By question type (tag; a question can carry several)"
+        sections.append((title, _table(["mode", "tag", "split", "n", *names], rows, markdown)))
+
+    rows = [
         [
             mode,
             _value(result["latency_ms"]["median"], 2),

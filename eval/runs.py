@@ -30,6 +30,7 @@ class Query:
     answerable: bool
     expected: tuple[str, ...]  # evidence strings (gold) or relevant "doc id: title" (BEIR)
     answer: str = ""
+    tags: tuple[str, ...] = ()  # question types (gold: footnote, numeric, cross-lingual, ...)
 
 
 @dataclass

@@ -360,11 +360,19 @@ def test_gold_report_has_every_section(gold_report: dict[str, Any], tmp_path: Pa
         "## By language",
         "## Latency",
         "## Significance",
+        "## By question type",
         "## Answerable flag",
         "## Worst queries",
         "## Per query",
     ):
         assert heading in text
+    footnote_ids = {q.id for q in load_gold(GOLD) if q.answerable and "footnote" in q.tags}
+    by_tag = gold_report["modes"]["hybrid"]["splits"]["all"]["by_tag"]
+    assert by_tag["footnote"]["n"] == len(footnote_ids) > 0
+    rows = [q for q in gold_report["queries"] if q["id"] in footnote_ids]
+    footnote_ranks = [q["first_relevant_rank"]["hybrid"] for q in rows]
+    hits_at_1 = sum(rank == 1 for rank in footnote_ranks)
+    assert by_tag["footnote"]["recall@1"] == pytest.approx(hits_at_1 / len(footnote_ids))
     assert "](recall_at_k.png)" in text and _is_png(plot)
     per_query = markdown_report(gold_report).split("## Per query")[1]
     assert all(f"| {q['id']} |" in per_query for q in gold_report["queries"])
