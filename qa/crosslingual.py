@@ -31,7 +31,7 @@ from functools import lru_cache
 from importlib import resources
 
 from qa.errors import DependencyMissingError
-from qa.lexical import HAN_RANGES, analyze
+from qa.lexical import HAN_RANGES, KANA_RANGES, analyze
 
 _MAX_PHRASE_WORDS = 4
 # Stop words a phrase may span ("return on investment") without being cut in two.
@@ -39,7 +39,7 @@ _MAX_GAP = 2
 
 _HAN = re.compile(f"[{HAN_RANGES}]")
 _LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_KANA = re.compile(f"[{KANA_RANGES}]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CJK_OR_REF = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\[\]|]")
 _PARENS = re.compile(r"\([^()]*\)")

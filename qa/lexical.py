@@ -26,8 +26,10 @@ ANALYZER_VERSION = 1
 # Han characters (CJK unified ideographs, extension A, compatibility): one definition for every
 # module that asks "is this Chinese script?".
 HAN_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Hiragana, katakana and the katakana phonetic extensions: "is this Japanese script?".
+KANA_RANGES = r"\u3040-\u30ff\u31f0-\u31ff"
 _TOKEN_RUNS = re.compile(
-    rf"(?P<han>[{HAN_RANGES}]+)|(?P<kana>[\u3040-\u30ff\u31f0-\u31ff]+)|(?P<hangul>[\uac00-\ud7af]+)"
+    rf"(?P<han>[{HAN_RANGES}]+)|(?P<kana>[{KANA_RANGES}]+)|(?P<hangul>[\uac00-\ud7af]+)"
     r"|(?P<word>[a-z0-9]+(?:[.'\-][a-z0-9]+)*%?)"
 )
 _NUMBER_GROUPING = re.compile(r"(?<=\d),(?=\d{3})")

@@ -18,6 +18,7 @@ from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
+from qa.lexical import KANA_RANGES
 from qa.passages import Span, context_around, overlaps
 from qa.types import (
     SEARCH_MODES,
@@ -31,7 +32,7 @@ from qa.types import (
 
 _COMPUTE = threading.Lock()
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_KANA = re.compile(f"[{KANA_RANGES}]")
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
 MAX_CONTEXT_SENTENCES = 10
