@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answerable import judge
+from qa.answerable import QUANTITY_PASSAGES, judge, quantity_in_passages
 from qa.chunk import cited_notes
 from qa.crosslingual import Expander
 from qa.embed import Embedder
@@ -156,6 +156,10 @@ class Retriever:
             self.embedder.model_id,
             max(signals.dense.values()) if signals.dense else None,
             self._coverage(question, signals.ranked[:3]),
+            quantity_in_passages(
+                question,
+                (self.index.chunks[row].text for row, _ in signals.ranked[:QUANTITY_PASSAGES]),
+            ),
         )
         took_ms = (time.perf_counter() - started) * 1000
         timings["total"] = took_ms

@@ -6,6 +6,7 @@ import pytest
 from conftest import CHAPTER, NEWS
 from fastapi.testclient import TestClient
 
+from qa.answerable import MISSING_QUANTITY_CONFIDENCE, asked_quantities, quantity_in_passages
 from qa.errors import InvalidQueryError
 from qa.retrieve import Retriever
 
@@ -104,6 +105,74 @@ def test_off_topic_questions_are_flagged_unanswerable(corpus_retriever: Retrieve
         assert result.answerable is True and result.confidence >= 0.5, question
 
 
+def test_questions_asking_for_an_unstated_quantity_are_flagged(
+    corpus_retriever: Retriever,
+) -> None:
+    """Near misses the scores alone pass: on-topic, but the corpus states no such number."""
+    for question in (
+        "How many tonnes of steel did U.S. Steel produce in 2024?",
+        "日本は毎年オーストラリアから何トンのレアアースを輸入しているか？",
+        "三菱重工的造船廠每年能建造多少噸位的船舶？",
+    ):
+        result = corpus_retriever.search(question)
+        assert result.answerable is False, question
+        assert result.confidence == pytest.approx(MISSING_QUANTITY_CONFIDENCE), question
+    for question in (  # the same kinds of question, where the corpus does state the number
+        "南鳥島周邊海底的稀土儲量估計有多少噸？",
+        "日本製鐵收購美國鋼鐵花了多少美元？",
+        "2010年以前日本的稀土有多少比例仰賴中國？",
+    ):
+        result = corpus_retriever.search(question)
+        assert result.answerable is True and result.confidence >= 0.5, question
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("How many metric tons of ore were shipped?", {"tonnage"}),
+        ("What is the annual gross tonnage output of the yard?", {"tonnage"}),
+        ("德国目前的稀土战略储备有多少吨？", {"tonnage"}),
+        ("富山化学の生産能力は年間何トンか？", {"tonnage"}),
+        ("How much did Nippon Steel pay for U.S. Steel?", {"money"}),
+        ("What was the average market price of lithium carbonate per tonne?", {"money"}),
+        ("2025 年日本政府撥給南鳥島開發多少預算？", {"money"}),
+        ("日本预计损失多少？", {"money"}),
+        ("造船所をいくらで買収したのか？", {"money"}),
+        ("重稀土所占比例是多少？", {"percent"}),
+        ("中国掌握了全球多大比例的造船产能？", {"percent"}),
+        ("重レアアースの割合は？", {"percent"}),
+        ("What share of global shipbuilding capacity does China hold?", {"percent"}),
+        # mentioning a unit is not asking for it
+        ("普特利奧如何減少重稀土使用比例？", set()),
+        ("哪家公司的造船噸位最大？", set()),
+        ("What caused the price increase?", set()),
+        ("How much lithium did Japan import?", set()),  # a mass or a sum: ambiguous, not typed
+        ("Did Washington and Tokyo set up a task force?", set()),  # "ton" inside a word
+    ],
+)
+def test_asked_quantities(question: str, kinds: set[str]) -> None:
+    assert {q.name for q in asked_quantities(question)} == kinds
+
+
+def test_quantity_in_passages() -> None:
+    assert quantity_in_passages("Who leads the ministry?", ["no numbers"]) is None
+    tonnes = "德国的稀土储备有多少吨？"
+    assert quantity_in_passages(tonnes, ["每日 350 噸規模", "other"]) is True
+    assert quantity_in_passages(tonnes, ["數萬噸"]) is True  # Chinese numerals
+    assert quantity_in_passages(tonnes, ["水深 6000 公尺", "350 人"]) is False
+    money = "造船所をいくらで買収したのか？"
+    assert quantity_in_passages(money, ["總交易金額高達 141 億美元"]) is True
+    assert quantity_in_passages(money, ["about US$14.1 billion"]) is True
+    assert quantity_in_passages(money, ["1,319 億日圓"]) is True
+    assert quantity_in_passages(money, ["2024 年收購美國費城造船廠"]) is False
+    price_per_tonne = "What was the price of lithium per tonne?"  # any asked kind will do
+    assert quantity_in_passages(price_per_tonne, ["每噸 8 萬元"]) is True
+    share = "重稀土所占比例是多少？"
+    assert quantity_in_passages(share, ["比例達 50%"]) is True
+    assert quantity_in_passages(share, ["約九成"]) is True
+    assert quantity_in_passages(share, ["比例很高"]) is False
+
+
 def test_judge_thresholds() -> None:
     from qa.answerable import COVERAGE_THRESHOLD, DENSE_THRESHOLDS, judge
 
@@ -113,3 +182,10 @@ def test_judge_thresholds() -> None:
     assert judge("use-multilingual-v3", 0.20, COVERAGE_THRESHOLD + 0.05)[0] is True
     assert judge("some-other-model", 0.01, 0.0)[0] is True  # uncalibrated: never flags on dense
     assert judge("some-other-model", None, 0.0)[0] is False  # lexical mode: coverage decides
+    # a missing quantity overrides both signals; a stated one (or none asked) changes nothing
+    assert judge("use-multilingual-v3", 0.9, 1.0, quantity_stated=False) == (
+        False,
+        MISSING_QUANTITY_CONFIDENCE,
+    )
+    assert judge("use-multilingual-v3", 0.9, 1.0, True) == judge("use-multilingual-v3", 0.9, 1.0)
+    assert judge("use-multilingual-v3", 0.2, 0.0, True)[0] is False
