@@ -104,6 +104,10 @@ class SearchResponse(BaseModel):
     mode: SearchMode
     answerable: bool = Field(description="False when the corpus is unlikely to answer.")
     confidence: float
+    unstated_quantities: list[str] = Field(
+        description="Kinds of number the question asks for (tonnage, money, percent) that no "
+        "top passage states; when not empty, answerable is false."
+    )
     hits: list[HitPublic]
     took_ms: float
     timings_ms: dict[str, float] = Field(description="embed, dense, lexical, fuse, assemble, total")

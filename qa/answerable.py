@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 COVERAGE_THRESHOLD = 0.11
@@ -138,10 +138,9 @@ def asked_quantities(question: str) -> tuple[Quantity, ...]:
     return tuple(q for q in QUANTITIES if q.asked.search(question))
 
 
-def quantity_in_passages(question: str, passages: Iterable[str]) -> bool | None:
-    """None if the question asks for no quantity; else whether a passage states one it asks for
-    (any of them: "price per tonne" is answered by a sum of money)."""
-    asked = asked_quantities(question)
+def quantity_in_passages(asked: Sequence[Quantity], passages: Iterable[str]) -> bool | None:
+    """None if the question asks for no quantity (``asked_quantities``); else whether a passage
+    states one it asks for (any of them: "price per tonne" is answered by a sum of money)."""
     if not asked:
         return None
     return any(q.stated.search(text) for text in passages for q in asked)

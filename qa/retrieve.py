@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answerable import QUANTITY_PASSAGES, judge, quantity_in_passages
+from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_in_passages
 from qa.chunk import cited_notes
 from qa.crosslingual import Expander
 from qa.embed import Embedder
@@ -152,15 +152,18 @@ class Retriever:
         tick = time.perf_counter()
         hits = self._hits(signals, top_k, context)
         timings["assemble"] = (time.perf_counter() - tick) * 1000
+        asked = asked_quantities(question)
+        quantity_stated = quantity_in_passages(
+            asked,
+            (self.index.chunks[row].text for row, _ in signals.ranked[:QUANTITY_PASSAGES]),
+        )
         answerable, confidence = judge(
             self.embedder.model_id,
             max(signals.dense.values()) if signals.dense else None,
             self._coverage(question, signals.ranked[:3]),
-            quantity_in_passages(
-                question,
-                (self.index.chunks[row].text for row, _ in signals.ranked[:QUANTITY_PASSAGES]),
-            ),
+            quantity_stated,
         )
+        unstated = () if quantity_stated is not False else tuple(q.name for q in asked)
         took_ms = (time.perf_counter() - started) * 1000
         timings["total"] = took_ms
         return SearchResult(
@@ -170,6 +173,7 @@ class Retriever:
             took_ms=took_ms,
             answerable=answerable,
             confidence=confidence,
+            unstated_quantities=unstated,
             timings_ms={k: round(v, 3) for k, v in timings.items()},
         )
 

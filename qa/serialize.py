@@ -14,6 +14,7 @@ def search_result_json(result: SearchResult) -> dict[str, Any]:
         "mode": result.mode,
         "answerable": result.answerable,
         "confidence": round(result.confidence, 4),
+        "unstated_quantities": list(result.unstated_quantities),
         "hits": [
             {
                 "rank": hit.rank,

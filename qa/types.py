@@ -199,4 +199,7 @@ class SearchResult:
     took_ms: float
     answerable: bool = True
     confidence: float = 1.0  # calibrated belief that the corpus answers the question
+    # Kinds of number the question asks for ("tonnage", "money", "percent") that no top passage
+    # states: why ``answerable`` is false when it is set.
+    unstated_quantities: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)

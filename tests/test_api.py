@@ -193,11 +193,13 @@ def test_search_response_shape(client: TestClient, corpus_retriever: Retriever, 
         "mode",
         "answerable",
         "confidence",
+        "unstated_quantities",
         "hits",
         "took_ms",
         "timings_ms",
     }
     assert isinstance(body["answerable"], bool) and 0.0 <= body["confidence"] <= 1.0
+    assert body["unstated_quantities"] == []  # it asks for no tonnage, sum or percentage
     assert body["timings_ms"]["total"] >= body["timings_ms"]["fuse"] >= 0
     assert body["question"] == "日本對中國稀土的依賴有多高？"
     assert body["mode"] == mode

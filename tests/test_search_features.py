@@ -6,7 +6,8 @@ import pytest
 from conftest import CHAPTER, NEWS
 from fastapi.testclient import TestClient
 
-from qa.answerable import MISSING_QUANTITY_CONFIDENCE, asked_quantities, quantity_in_passages
+from qa.answerable import MISSING_QUANTITY_CONFIDENCE, asked_quantities
+from qa.answerable import quantity_in_passages as stated_in
 from qa.errors import InvalidQueryError
 from qa.retrieve import Retriever
 
@@ -117,6 +118,7 @@ def test_questions_asking_for_an_unstated_quantity_are_flagged(
         result = corpus_retriever.search(question)
         assert result.answerable is False, question
         assert result.confidence == pytest.approx(MISSING_QUANTITY_CONFIDENCE), question
+        assert result.unstated_quantities == ("tonnage",), question
     for question in (  # the same kinds of question, where the corpus does state the number
         "南鳥島周邊海底的稀土儲量估計有多少噸？",
         "日本製鐵收購美國鋼鐵花了多少美元？",
@@ -124,6 +126,18 @@ def test_questions_asking_for_an_unstated_quantity_are_flagged(
     ):
         result = corpus_retriever.search(question)
         assert result.answerable is True and result.confidence >= 0.5, question
+        assert result.unstated_quantities == (), question
+
+
+def test_api_says_which_quantity_is_unstated(client: TestClient) -> None:
+    near_miss = client.post(
+        "/v1/search", json={"question": "What was the price per tonne of lithium carbonate?"}
+    )
+    assert near_miss.status_code == 200
+    body = near_miss.json()
+    assert body["answerable"] is False and body["unstated_quantities"] == ["money"]
+    stated = client.post("/v1/search", json={"question": "日本製鐵收購美國鋼鐵花了多少美元？"})
+    assert stated.json()["answerable"] is True and stated.json()["unstated_quantities"] == []
 
 
 @pytest.mark.parametrize(
@@ -155,6 +169,9 @@ def test_asked_quantities(question: str, kinds: set[str]) -> None:
 
 
 def test_quantity_in_passages() -> None:
+    def quantity_in_passages(question: str, passages: list[str]) -> bool | None:
+        return stated_in(asked_quantities(question), passages)
+
     assert quantity_in_passages("Who leads the ministry?", ["no numbers"]) is None
     tonnes = "德国的稀土储备有多少吨？"
     assert quantity_in_passages(tonnes, ["每日 350 噸規模", "other"]) is True
