@@ -50,7 +50,8 @@ def judge(
 ) -> tuple[bool, float]:
     """(answerable, confidence in 0..1); confidence is 0.5 exactly at a threshold.
 
-    ``quantity_stated`` is ``quantity_in_passages``: False vetoes whatever the scores say."""
+    ``quantity_stated`` comes from ``quantity_in_passages`` (None: the question asks for no
+    quantity); False vetoes whatever the scores say."""
     confidence = _sigmoid((coverage - COVERAGE_THRESHOLD) / _COVERAGE_WIDTH)
     threshold = DENSE_THRESHOLDS.get(model_id)
     if dense_top is not None:
