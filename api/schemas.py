@@ -94,7 +94,10 @@ class HitPublic(BaseModel):
     rank: int
     score: float = Field(description="The score the ranking used (fused in hybrid mode).")
     text: str
-    scores: dict[str, float] = Field(description="Score per signal: dense, lexical, fused.")
+    scores: dict[str, float] = Field(
+        description="Score per signal: dense (cosine similarity less a quarter of the "
+        "passage's hubness), lexical (BM25), fused (reciprocal rank fusion)."
+    )
     citation: CitationPublic
     context: ContextPublic | None
 

@@ -4,7 +4,7 @@ Layout under the index directory::
 
     CURRENT              name of the generation being served (replaced atomically)
     gen-<time>-<rand>/   manifest.json, documents.jsonl, chunks.jsonl, vectors.npy,
-                         dense.faiss, lexical/
+                         sentences.npy, sentence_ptr.npy, hubness.npy, dense.faiss, lexical/
 
 A build writes a complete new generation and only then switches ``CURRENT`` to it, so a
 reader sees the old index or the new one, never a mixture. Unchanged documents reuse the
@@ -32,6 +32,7 @@ import numpy as np
 from qa.chunk import ChunkerSettings, chunk_document, sentence_spans
 from qa.embed import Embedder, Vectors
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
 from qa.types import Block, Chunk, Document, Footnote, Heading
@@ -67,6 +68,7 @@ class Index:
     lexical: LexicalIndex
     sentence_vectors: Vectors  # every chunk's sentences, chunk after chunk
     sentence_ptr: Any  # chunk i's sentences are rows sentence_ptr[i]:sentence_ptr[i + 1]
+    hubness: Any  # per chunk row: mean cosine to its nearest corpus sentences (qa.hubness)
 
     @property
     def generation(self) -> str:
@@ -136,7 +138,33 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
             f"{generation} is inconsistent: {len(chunks)} chunks, {dense.ntotal} vectors "
             f"of dimension {dense.d}, {lexical.size} lexical rows, {len(sentences)} sentences"
         )
-    return Index(generation, manifest, documents, chunks, dense, lexical, sentences, pointer)
+    hubs = _load_hubness(generation, manifest, chunks, sentences, pointer)
+    return Index(generation, manifest, documents, chunks, dense, lexical, sentences, pointer, hubs)
+
+
+def _hubness_settings() -> dict[str, int]:
+    return {"neighbours": HUB_NEIGHBOURS, "reference_cap": HUB_REFERENCE_CAP}
+
+
+def _load_hubness(
+    generation: Path,
+    manifest: dict[str, Any],
+    chunks: Sequence[Chunk],
+    sentences: Vectors,
+    pointer: Any,
+) -> Any:
+    """The stored values, or (a generation built before they existed, or with other settings)
+    values computed now from the stored vectors: the same numbers, only later."""
+    stored = generation / "hubness.npy"
+    if manifest.get("hubness") == _hubness_settings() and stored.is_file():
+        values = np.load(stored, allow_pickle=False)
+        if values.shape != (len(chunks),):
+            raise IndexCorruptError(
+                f"{generation} is inconsistent: {len(chunks)} chunks, {len(values)} hubness values"
+            )
+        return values
+    vectors = np.load(generation / "vectors.npy", allow_pickle=False)
+    return hub_scores(chunks, sentences, pointer, vectors)
 
 
 def build_index(
@@ -305,6 +333,8 @@ def _write_generation(
         np.save(staging / "vectors.npy", vectors, allow_pickle=False)
         np.save(staging / "sentences.npy", sentences, allow_pickle=False)
         np.save(staging / "sentence_ptr.npy", pointer, allow_pickle=False)
+        hubs = hub_scores(chunks, sentences, pointer, vectors)
+        np.save(staging / "hubness.npy", hubs, allow_pickle=False)
         faiss = _faiss()
         dense = faiss.IndexFlatIP(embedder.dimension)
         if len(vectors):
@@ -318,6 +348,7 @@ def _write_generation(
             "embed_model": embedder.model_id,
             "dimension": embedder.dimension,
             "chunker": chunker.as_dict(),
+            "hubness": _hubness_settings(),
             "documents": {
                 d.doc_id: {"content_hash": d.content_hash, "source_path": d.source_path}
                 for d in documents
