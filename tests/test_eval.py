@@ -336,6 +336,23 @@ def test_dense_leads_for_japanese_questions(
         assert after[lang] == before[lang]
 
 
+def test_hubness_discount_lifts_the_gold_set(
+    corpus_retriever: Retriever, gold_report: dict[str, Any]
+) -> None:
+    """Discounting passages that lie close to the whole corpus (``qa.hubness``) is what lifts
+    hybrid MRR@10 over all answerable questions (0.857 -> 0.873 when it was added); recall@5
+    does not fall, and dense-only ranking gains too."""
+    plain = Retriever(
+        corpus_retriever.index, corpus_retriever.embedder, FusionSettings(hubness_weight=0.0)
+    )
+    before = evaluate_gold(plain, GOLD, ["hybrid", "dense"], stat_test=None)["modes"]
+    after = gold_report["modes"]
+    for mode in ("hybrid", "dense"):
+        was, now = before[mode]["overall"], after[mode]["overall"]
+        assert now["mrr@10"] > was["mrr@10"] + 0.01, (mode, now, was)
+        assert now["recall@5"] >= was["recall@5"], (mode, now, was)
+
+
 def test_fusion_overrides_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert fusion_settings(["cross_lingual=false", "k=60", "lexical_weight=1.5"]) == (
         FusionSettings(cross_lingual=False, k=60, lexical_weight=1.5)

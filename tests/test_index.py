@@ -13,7 +13,15 @@ from qa.chunk import ChunkerSettings, sentence_spans
 from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from qa.index import SCHEMA_VERSION, build_index, current_generation, load_index, read_manifest
+from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
+from qa.index import (
+    SCHEMA_VERSION,
+    Index,
+    build_index,
+    current_generation,
+    load_index,
+    read_manifest,
+)
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
 from qa.service import ingest
@@ -102,6 +110,40 @@ def test_reused_vectors_equal_fresh_ones(small_corpus: Path, tmp_path: Path) -> 
     fresh = HashingEmbedder(64).encode_passages([c.text for c in index.chunks])
     stored = np.load(index.path / "vectors.npy")
     np.testing.assert_allclose(stored, fresh, rtol=1e-6)
+
+
+def _fresh_hubness(index: Index) -> np.ndarray:
+    vectors = np.load(index.path / "vectors.npy")
+    return hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors)
+
+
+def test_hubness_is_stored_per_generation_and_computed_for_older_ones(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    settings = _settings(small_corpus, tmp_path / "index")
+    ingest(settings, embedder=HashingEmbedder(64))
+    index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    manifest = index.manifest
+    assert manifest["hubness"] == {"neighbours": HUB_NEIGHBOURS, "reference_cap": HUB_REFERENCE_CAP}
+    assert "hubness.npy" in manifest["files"]
+    stored = np.load(index.path / "hubness.npy")
+    np.testing.assert_array_equal(stored, _fresh_hubness(index))
+    np.testing.assert_array_equal(index.hubness, stored)
+    assert stored.shape == (len(index.chunks),) and np.ptp(stored) > 0
+
+    # A generation written before hubness existed has neither the file nor the manifest entry.
+    (index.path / "hubness.npy").unlink()
+    del manifest["hubness"], manifest["files"]["hubness.npy"]
+    (index.path / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    older = load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    np.testing.assert_array_equal(older.hubness, stored)
+
+    # A new document changes every passage's neighbours: nothing is reused from before.
+    (small_corpus / "new.txt").write_text("新的文件：製藥供應鏈與稀土。另一句關於造船。\n", "utf-8")
+    ingest(settings, embedder=HashingEmbedder(64))
+    newer = load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    assert len(newer.chunks) > len(index.chunks)
+    np.testing.assert_array_equal(newer.hubness, _fresh_hubness(newer))
 
 
 def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
