@@ -17,7 +17,7 @@ from the dense similarity (``FusionSettings.hubness_weight``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,37 +36,41 @@ def hub_scores(
     sentence_vectors: Any,
     sentence_ptr: Any,
     chunk_vectors: Any,
+    sentence_keys: Sequence[Hashable] | None = None,
     *,
     neighbours: int = HUB_NEIGHBOURS,
     reference_cap: int = HUB_REFERENCE_CAP,
 ) -> np.ndarray:
-    """``r`` per chunk row: mean cosine to its ``neighbours`` nearest sentences elsewhere."""
+    """``r`` per chunk row: mean cosine to its ``neighbours`` nearest sentences elsewhere.
+
+    ``sentence_keys`` names each sentence row (the same sentence stored by two overlapping
+    chunks has one key, and is counted once); without them every row is its own sentence."""
     count = len(chunks)
     result = np.zeros(count, dtype=np.float32)
     if count == 0 or len(sentence_vectors) == 0:
         return result
     sentences = np.asarray(sentence_vectors, dtype=np.float32)
     owners = np.repeat(np.arange(count), np.diff(np.asarray(sentence_ptr)))
-    # Overlapping chunks store the shared sentence twice; count each sentence once.
-    unique, first_row, inverse = np.unique(
-        sentences, axis=0, return_index=True, return_inverse=True
-    )
-    order = np.argsort(first_row, kind="stable")  # keep document order for the sample
-    reference = order
-    if len(order) > reference_cap:
-        reference = order[np.linspace(0, len(order) - 1, reference_cap).astype(np.int64)]
-    column_of = np.full(len(unique), -1, dtype=np.int64)
-    column_of[reference] = np.arange(len(reference))
-    columns = column_of[np.ravel(inverse)]
-    columns_by_chunk: list[list[int]] = [[] for _ in range(count)]
-    for owner, column in zip(owners.tolist(), columns.tolist(), strict=True):
-        if column >= 0:
-            columns_by_chunk[owner].append(column)
+    keys = list(range(len(sentences))) if sentence_keys is None else list(sentence_keys)
+    if len(keys) != len(sentences) or len(owners) != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences, {len(keys)} keys, {len(owners)} owned")
+    distinct: dict[Hashable, int] = {}  # key -> its first row, in document order
+    for row, key in enumerate(keys):
+        distinct.setdefault(key, row)
+    first_rows = np.fromiter(distinct.values(), dtype=np.int64, count=len(distinct))
+    if len(first_rows) > reference_cap:  # an evenly spaced sample
+        first_rows = first_rows[np.linspace(0, len(first_rows) - 1, reference_cap).astype(np.int64)]
+    column_of_key = {keys[row]: column for column, row in enumerate(first_rows.tolist())}
+    columns_by_chunk: list[set[int]] = [set() for _ in range(count)]
+    for owner, key in zip(owners.tolist(), keys, strict=True):
+        column = column_of_key.get(key)
+        if column is not None:
+            columns_by_chunk[owner].add(column)
     excluded = [
-        sorted({c for other in overlapping for c in columns_by_chunk[other]})
+        sorted(set().union(*(columns_by_chunk[other] for other in overlapping)))
         for overlapping in _overlapping(chunks)
     ]
-    reference_vectors = unique[reference]
+    reference_vectors = sentences[first_rows]
     vectors = np.asarray(chunk_vectors, dtype=np.float32)
     for start in range(0, count, _BLOCK):
         stop = min(start + _BLOCK, count)

@@ -164,7 +164,19 @@ def _load_hubness(
             )
         return values
     vectors = np.load(generation / "vectors.npy", allow_pickle=False)
-    return hub_scores(chunks, sentences, pointer, vectors)
+    return hub_scores(chunks, sentences, pointer, vectors, sentence_keys(chunks, len(sentences)))
+
+
+def sentence_keys(chunks: Sequence[Chunk], stored: int) -> list[tuple[str, int, int]] | None:
+    """(doc_id, start, end) of each stored sentence row, in the order ``_embed_chunks`` wrote
+    them: a sentence two overlapping chunks share has one key. None if the sentence splitter
+    no longer yields the ``stored`` rows (an index built by an older version)."""
+    keys = [
+        (chunk.doc_id, chunk.char_start + start, chunk.char_start + end)
+        for chunk in chunks
+        for start, end in sentence_spans(chunk.text)
+    ]
+    return keys if len(keys) == stored else None
 
 
 def build_index(
@@ -333,7 +345,8 @@ def _write_generation(
         np.save(staging / "vectors.npy", vectors, allow_pickle=False)
         np.save(staging / "sentences.npy", sentences, allow_pickle=False)
         np.save(staging / "sentence_ptr.npy", pointer, allow_pickle=False)
-        hubs = hub_scores(chunks, sentences, pointer, vectors)
+        keys = sentence_keys(chunks, len(sentences))
+        hubs = hub_scores(chunks, sentences, pointer, vectors, keys)
         np.save(staging / "hubness.npy", hubs, allow_pickle=False)
         faiss = _faiss()
         dense = faiss.IndexFlatIP(embedder.dimension)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qa.hubness import hub_scores
+from qa.index import sentence_keys
 from qa.retrieve import Retriever
 from qa.types import Chunk
 
@@ -57,14 +58,19 @@ def test_overlapping_chunks_and_repeated_sentences_are_not_neighbours() -> None:
     chunks = [_chunk("doc", 0, 20), _chunk("doc", 10, 30), _chunk("doc", 40, 50)]
     s, t, u, w = _unit([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1])
     sentences = np.vstack([t, s, s, u, w])  # a: t s | b: s u | c: w
+    keys = ["t", "s", "s", "u", "w"]
     pointer = np.array([0, 2, 4, 5])
     vectors = np.vstack([s, s, s])
-    values = hub_scores(chunks, sentences, pointer, vectors, neighbours=1)
+    values = hub_scores(chunks, sentences, pointer, vectors, keys, neighbours=1)
     # a and b see only c's sentence w (orthogonal); c sees s, counted once, at cosine 1
     assert values[0] == pytest.approx(0.0) and values[1] == pytest.approx(0.0)
     assert values[2] == pytest.approx(1.0)
-    both = hub_scores(chunks, sentences, pointer, vectors, neighbours=2)
+    both = hub_scores(chunks, sentences, pointer, vectors, keys, neighbours=2)
     assert both[2] == pytest.approx(0.5)  # s once, then t or u at 0: not s twice
+    unkeyed = hub_scores(chunks, sentences, pointer, vectors, neighbours=2)
+    assert unkeyed[2] == pytest.approx(1.0)  # without keys the two copies of s both count
+    with pytest.raises(ValueError, match="5 sentences, 4 keys"):
+        hub_scores(chunks, sentences, pointer, vectors, keys[:4])
 
 
 def test_a_large_corpus_is_measured_against_an_evenly_spaced_sample() -> None:
@@ -98,7 +104,9 @@ def test_corpus_hubs_are_broad_passages(corpus_retriever: Retriever) -> None:
     about: the stored values match a fresh computation and have a real spread."""
     index = corpus_retriever.index
     vectors = np.load(index.path / "vectors.npy")
-    fresh = hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors)
+    keys = sentence_keys(index.chunks, len(index.sentence_vectors))
+    assert keys is not None and len(set(keys)) < len(keys)  # overlapping chunks share sentences
+    fresh = hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors, keys)
     np.testing.assert_allclose(index.hubness, fresh, rtol=1e-5, atol=1e-6)
     assert index.hubness.shape == (len(index.chunks),)
     assert 0.05 < float(index.hubness.max() - index.hubness.min()) < 1.0

@@ -21,6 +21,7 @@ from qa.index import (
     current_generation,
     load_index,
     read_manifest,
+    sentence_keys,
 )
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
@@ -114,7 +115,8 @@ def test_reused_vectors_equal_fresh_ones(small_corpus: Path, tmp_path: Path) -> 
 
 def _fresh_hubness(index: Index) -> np.ndarray:
     vectors = np.load(index.path / "vectors.npy")
-    return hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors)
+    keys = sentence_keys(index.chunks, len(index.sentence_vectors))
+    return hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors, keys)
 
 
 def test_hubness_is_stored_per_generation_and_computed_for_older_ones(
@@ -130,6 +132,8 @@ def test_hubness_is_stored_per_generation_and_computed_for_older_ones(
     np.testing.assert_array_equal(stored, _fresh_hubness(index))
     np.testing.assert_array_equal(index.hubness, stored)
     assert stored.shape == (len(index.chunks),) and np.ptp(stored) > 0
+    # Sentences of an index whose splitter has changed since get no keys (each row counts alone).
+    assert sentence_keys(index.chunks, len(index.sentence_vectors) + 1) is None
 
     # A generation written before hubness existed has neither the file nor the manifest entry.
     (index.path / "hubness.npy").unlink()
