@@ -76,10 +76,7 @@ def hub_scores(
         stop = min(start + _BLOCK, count)
         similarity = vectors[start:stop] @ reference_vectors.T
         for local, row in enumerate(range(start, stop)):
-            similarity[local, excluded[row]] = -np.inf
-        for local, row in enumerate(range(start, stop)):
-            values = similarity[local]
-            values = values[np.isfinite(values)]
+            values = np.delete(similarity[local], excluded[row])
             if len(values):
                 k = min(neighbours, len(values))
                 result[row] = float(np.partition(values, len(values) - k)[-k:].mean())
