@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from conftest import GOLD
 
 from qa import crosslingual
 from qa.lexical import analyze
@@ -103,3 +106,43 @@ def test_sense_parts_are_split_at_semicolons_only() -> None:
 )
 def test_normalisation_is_shared_by_inflections(word: str, same_as: str) -> None:
     assert crosslingual.normalize_word(word) == crosslingual.normalize_word(same_as)
+
+
+# --- English only: other Latin-script languages are not looked up word by word ------------
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # German "die", "was" and "hat" are English words with Chinese headwords of their own.
+        "Was hat die japanische Regierung gegen die Abhängigkeit von China unternommen?",
+        "Quelle est la part du Japon dans les exportations mondiales de terres rares ?",
+        "¿Qué medidas tomó Japón para reducir su dependencia de las tierras raras chinas?",
+    ],
+)
+def test_questions_in_other_latin_languages_get_no_dictionary_terms(
+    expander: crosslingual.Expander, question: str
+) -> None:
+    assert not crosslingual.written_in_english(question)
+    assert expander.expand(question) == []
+
+
+def test_the_same_question_in_english_does_get_terms(expander: crosslingual.Expander) -> None:
+    question = "What has the Japanese government done about its dependence on rare earths?"
+    assert crosslingual.written_in_english(question)
+    assert "稀土" in expander.expand(question)
+
+
+@pytest.mark.parametrize(
+    "query", ["rare earth", "Nippon Steel U.S. Steel deal", "Lynas", "JAMSTEC"]
+)
+def test_short_and_name_only_queries_count_as_english(query: str) -> None:
+    """Too little text to tell: the dictionary still applies, as it did before the check."""
+    assert crosslingual.written_in_english(query)
+
+
+def test_every_english_gold_question_counts_as_english() -> None:
+    questions = [json.loads(line) for line in GOLD.read_text("utf-8").splitlines()]
+    english = [q["question"] for q in questions if q["lang"] == "en"]
+    assert len(english) >= 50
+    assert [q for q in english if not crosslingual.written_in_english(q)] == []

@@ -46,6 +46,19 @@ FLOORS_BY_SET = {
     136: {"hybrid": {"recall@1": 0.81, "recall@5": 0.95, "recall@10": 0.98, "mrr@10": 0.87}},
     195: {"hybrid": {"recall@1": 0.81, "recall@5": 0.95, "recall@10": 0.97, "mrr@10": 0.87}},
 }
+# The 37 English dev questions translated into German, Spanish, French and Korean by a helper
+# session (same evidence): languages the gold set does not have. Measured 2026-11-23 once the
+# English dictionary stopped applying to other Latin-script languages (hybrid recall@5 0.759,
+# MRR@10 0.587; de / es / fr / ko recall@5 0.786 / 0.750 / 0.750 / 0.750); only raise these.
+TRANSLATED = ROOT / "eval" / "gold-translated.jsonl"
+LANGS = ("de", "es", "fr", "ko")
+TRANSLATED_FLOORS = {
+    "overall": {"recall@5": 0.75, "mrr@10": 0.58},
+    "de": {"recall@5": 0.78},
+    "es": {"recall@5": 0.75},
+    "fr": {"recall@5": 0.75},
+    "ko": {"recall@5": 0.75},
+}
 BASELINE = ROOT / "eval" / "baseline.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -290,6 +303,36 @@ def test_quality_floor_on_gold_set(
                 assert overall[metric] >= floor, (mode, metric, overall[metric])
     table = format_report(report)
     assert "recall@5" in table and "hybrid" in table and "p95" in table
+
+
+def test_translated_questions_are_the_english_dev_questions() -> None:
+    gold = {q.id: q for q in load_gold(GOLD)}
+    translated = load_gold(TRANSLATED)
+    english_dev = {q.id for q in gold.values() if q.lang == "en" and q.split == "dev"}
+    assert {q.id for q in translated} == {f"{i}-{lang}" for i in english_dev for lang in LANGS}
+    for question in translated:
+        original = gold[question.id.rsplit("-", 1)[0]]
+        assert question.lang == question.id.rsplit("-", 1)[1]
+        assert question.split == "dev"
+        assert question.question != original.question
+        same = ("answerable", "answer", "doc_id", "evidence", "tags")
+        assert [getattr(question, f) for f in same] == [getattr(original, f) for f in same]
+
+
+def test_quality_floor_on_questions_in_other_languages(corpus_retriever: Retriever) -> None:
+    """Languages the gold set lacks. Fusion must not do worse than the dense ranking alone:
+    before the English dictionary was kept to English questions, German function words
+    ("die", "was", "hat") were translated and hybrid recall@5 was 0.714 against dense 0.759."""
+    report = evaluate_gold(
+        corpus_retriever, TRANSLATED, ["hybrid", "dense"], split="dev", stat_test=None
+    )
+    assert report["scored"] == report["answerable"] == 112
+    hybrid, dense = report["modes"]["hybrid"], report["modes"]["dense"]
+    for scope, floors in TRANSLATED_FLOORS.items():
+        measured = hybrid["overall"] if scope == "overall" else hybrid["by_lang"][scope]
+        for metric, floor in floors.items():
+            assert measured[metric] >= floor, (scope, metric, measured[metric])
+    assert hybrid["overall"]["recall@5"] >= dense["overall"]["recall@5"]
 
 
 def test_no_regression_against_the_stored_baseline(gold_report: dict[str, Any]) -> None:
