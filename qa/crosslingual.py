@@ -346,7 +346,6 @@ class Expander:
         self.per_term = per_term
         self.english = build_english_index(vocab)
         shinjitai_table()
-        _language_identifier()
 
     def expand(self, question: str) -> list[str]:
         """Extra analyzed lexical terms for ``question``, all in the vocabulary; [] if none.
