@@ -116,7 +116,7 @@ def _language_identifier() -> Any:
 
 
 def written_in_english(text: str) -> bool:
-    """Whether the English dictionary applies to ``text`` (about 0.1 ms; 0.7 s once to load)."""
+    """Whether the English dictionary applies to ``text`` (about 0.1 ms; under 1 s once to load)."""
     language, probability = _language_identifier().classify(text)
     return bool(language == "en" or probability < OTHER_LANGUAGE_CONFIDENCE)
 

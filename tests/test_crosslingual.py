@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from conftest import GOLD
 
+from eval.gold import load_gold
 from qa import crosslingual
 from qa.lexical import analyze
 
@@ -142,7 +141,6 @@ def test_short_and_name_only_queries_count_as_english(query: str) -> None:
 
 
 def test_every_english_gold_question_counts_as_english() -> None:
-    questions = [json.loads(line) for line in GOLD.read_text("utf-8").splitlines()]
-    english = [q["question"] for q in questions if q["lang"] == "en"]
+    english = [q.question for q in load_gold(GOLD) if q.lang == "en"]
     assert len(english) >= 50
     assert [q for q in english if not crosslingual.written_in_english(q)] == []
