@@ -336,8 +336,8 @@ def test_markdown_headings_and_title(tmp_path: Path) -> None:
     text = doc.text
     assert doc.headings == (
         Heading(1, "Title", 0),
-        Heading(2, "Sub", text.index("## Sub")),
-        Heading(3, "Deeper", text.index("### Deeper")),
+        Heading(2, "Sub", text.index("Sub")),
+        Heading(3, "Deeper", text.index("Deeper")),
     )
     assert doc.section_at(text.index("Body")) == "Title > Sub"
     assert doc.section_at(text.index("Intro")) == "Title"
@@ -364,7 +364,7 @@ def test_markdown_h1_wins_over_first_line(tmp_path: Path) -> None:
     path.write_text("前言段落，不是標題\n\n# 真正的標題\n", "utf-8")
     doc = _read(path)
     assert doc.title == "真正的標題"
-    assert doc.headings == (Heading(1, "真正的標題", doc.text.index("# 真正的標題")),)
+    assert doc.headings == (Heading(1, "真正的標題", doc.text.index("真正的標題")),)
 
 
 def test_plain_text_chinese_heading_levels(tmp_path: Path) -> None:

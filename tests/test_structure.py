@@ -492,7 +492,7 @@ def test_markdown_footnote(tmp_path: Path) -> None:
     assert doc.format == "markdown"
     assert [(h.level, h.title) for h in doc.headings] == [(1, "Title"), (2, "Sub")]
     assert doc.text == (
-        "# Title\n\n## Sub\n\nA claim with a source.[^1] And a second\nline of it.\n\n"
+        "Title\n\nSub\n\nA claim with a source.[^1] And a second\nline of it.\n\n"
         "[^1]: Source, https://example.org/x"
     )
     (note,) = doc.footnotes
@@ -524,11 +524,65 @@ def test_markdown_notes_go_to_the_section_that_cites_them(tmp_path: Path) -> Non
         "[^1]: One, 2020.\n\n[^2]: Two, 2021.\n",
     )
     assert doc.text == (
-        "# T\n\n## A\n\nFirst claim.[^1]\n\n[^1]: One, 2020.\n\n"
-        "## B\n\nSecond claim.[^2]\n\n[^2]: Two, 2021."
+        "T\n\nA\n\nFirst claim.[^1]\n\n[^1]: One, 2020.\n\n"
+        "B\n\nSecond claim.[^2]\n\n[^2]: Two, 2021."
     )
     assert [doc.section_at(n.char_start) for n in doc.footnotes] == ["T > A", "T > B"]
     assert [doc.line_of(n.char_start) for n in doc.footnotes] == [11, 13]
+
+
+def test_markdown_consecutive_footnote_definitions_are_separate_notes(tmp_path: Path) -> None:
+    source = (
+        "# 報告\n\n## 壹、前言\n\n第一句。[^1] 第二句。[^2]\n\n"
+        "[^1]: 〈來源一〉，2024 年。\n[^2]: 〈來源二〉，https://example.org/2\n"
+        "    續行。\n[^3]: 〈來源三〉，2025 年。\n"
+    )
+    doc = _read(tmp_path, "notes.md", source)
+    assert [(n.n, n.text) for n in doc.footnotes] == [
+        (1, "〈來源一〉，2024 年。"),
+        (2, "〈來源二〉，https://example.org/2\n續行。"),
+        (3, "〈來源三〉，2025 年。"),
+    ]
+    assert doc.footnotes[1].urls == ("https://example.org/2",)
+    lines = source.split("\n")
+    for note in doc.footnotes:  # each definition cites its own source line
+        assert lines[doc.line_of(note.char_start) - 1].startswith(f"[^{note.n}]:")
+    chunks = chunk_document(doc, ChunkerSettings())
+    (cited,) = [c for c in chunks if c.kind == "body" and "第二句" in c.text]
+    assert cited.footnotes == (1, 2)
+
+
+def test_markdown_hit_text_has_no_heading_markers(tmp_path: Path) -> None:
+    source = (
+        "# 日本的供應鏈\n\n前言一句。\n\n## 貳、戰略資源 ##\n\n"
+        "稀土的依賴度接近百分之百。\n\n### 一、對策\n\n分散來源。\n"
+    )
+    doc = _read(tmp_path, "chain.md", source)
+    assert "#" not in doc.text
+    assert [(h.level, h.title) for h in doc.headings] == [
+        (1, "日本的供應鏈"),
+        (2, "貳、戰略資源"),
+        (3, "一、對策"),
+    ]
+    assert doc.section_at(doc.text.index("分散來源")) == "日本的供應鏈 > 貳、戰略資源 > 一、對策"
+    lines = source.split("\n")
+    chunks = chunk_document(doc, ChunkerSettings())
+    assert chunks
+    for chunk in chunks:
+        assert "#" not in chunk.text
+        assert doc.text[chunk.char_start : chunk.char_end] == chunk.text
+        # the first and last lines a chunk cites hold its first and last characters
+        assert chunk.text.split("\n")[0] in lines[chunk.line_start - 1]
+        assert chunk.text.split("\n")[-1] in lines[chunk.line_end - 1]
+    for heading in doc.headings:
+        line = lines[doc.line_of(heading.char_start) - 1]
+        assert line.startswith("#" * heading.level + " " + heading.title)
+
+
+def test_markdown_numbered_heading_is_not_a_footnote(tmp_path: Path) -> None:
+    doc = _read(tmp_path, "numbered.md", "# T\n\n## 1 Overview (2024)\n\nBody text.\n")
+    assert doc.footnotes == ()
+    assert [h.title for h in doc.headings] == ["T", "1 Overview (2024)"]
 
 
 def test_text_page_break_and_note(tmp_path: Path) -> None:

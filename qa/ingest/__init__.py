@@ -16,7 +16,7 @@ from qa.ingest.html import read_html_document
 from qa.ingest.text import read_text_document
 from qa.types import Document
 
-INGEST_VERSION = 3
+INGEST_VERSION = 4
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
 

@@ -120,7 +120,8 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bo
         if trailing:
             items.append(_Item(trailing, [para]))
             continue
-        note = _footnote_number(text, next_note)
+        # A heading the format marks ("## 1 Overview (2024)") is never a footnote definition.
+        note = None if para.level else _footnote_number(text, next_note)
         if note is not None:
             items.append(_Item("note", [para], note=note))
             next_note = note + 1

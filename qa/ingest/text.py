@@ -1,7 +1,10 @@
 """Plain-text and Markdown reader: decode, normalise, cut into paragraphs for ``structure``.
 
 A ``.txt`` line is a paragraph (news pages and PDF extractions put one per line); in Markdown,
-consecutive lines form a paragraph, headings stand alone and fenced code stays one block.
+consecutive lines form a paragraph, headings stand alone and fenced code stays one block. A
+Markdown heading becomes its title alone, with its level on the ``Paragraph`` (the ``#`` markers
+are syntax, not text a citation should quote); a footnote definition (``[^2]: …``) starts a
+paragraph of its own even on the line right after another one, as definitions are usually written.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from qa.ingest.structure import Paragraph, build_document
 from qa.types import Document
 
 _CODE_FENCE = re.compile(r"^(```|~~~)")
-_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s")
+_MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
+_MARKDOWN_NOTE_DEF = re.compile(r"^\[\^\d+\]:")
 
 
 def canonical_text(raw: bytes, source: str) -> str:
@@ -63,10 +67,12 @@ def markdown_paragraphs(text: str) -> list[Paragraph]:
         elif not stripped:
             flush()
             continue
-        elif _MARKDOWN_HEADING.match(stripped):
+        elif heading := _MARKDOWN_HEADING.match(stripped):
             flush()
-            paragraphs.append(Paragraph(stripped, number))
+            paragraphs.append(Paragraph(heading.group(2), number, level=len(heading.group(1))))
             continue
+        elif _MARKDOWN_NOTE_DEF.match(stripped):
+            flush()
         if not lines:
             first = number
         lines.append(line.rstrip() if in_code or _CODE_FENCE.match(stripped) else stripped)
