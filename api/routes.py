@@ -131,4 +131,5 @@ def _summary(document: Document) -> DocumentSummary:
         source_path=document.source_path,
         content_hash=document.content_hash,
         chars=len(document.text),
+        warnings=list(document.warnings),
     )

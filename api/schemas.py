@@ -139,6 +139,10 @@ class DocumentSummary(BaseModel):
     source_path: str
     content_hash: str
     chars: int
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="why the text may not be what the file shows (e.g. a garbled PDF text layer)",
+    )
 
 
 class DocumentPublic(DocumentSummary):

@@ -132,6 +132,9 @@ def _run_ingest(
             bar.close()
     for error in outcome.ingest.errors:
         print(f"error: {error}", file=sys.stderr)
+    for document in outcome.ingest.documents:  # indexed, but probably not what the file shows
+        for warning in document.warnings:
+            print(f"warning: {document.source_path}: {warning}", file=sys.stderr)
     return outcome
 
 

@@ -459,6 +459,7 @@ def _read_documents(path: Path) -> list[Document]:
                     "markers": tuple((int(o), int(n)) for o, n in row["markers"]),
                     "line_runs": tuple((int(o), int(n)) for o, n in row["line_runs"]),
                     "page_runs": tuple((int(o), int(n)) for o, n in row["page_runs"]),
+                    "warnings": tuple(row.get("warnings", ())),
                 }
             )
         )

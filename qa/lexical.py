@@ -64,6 +64,12 @@ def _jieba() -> Any:
     return jieba
 
 
+def word_prefixes() -> Container[str]:
+    """jieba's prefix dictionary: every word and every beginning of one, in Simplified script."""
+    prefixes: Container[str] = _jieba().dt.FREQ
+    return prefixes
+
+
 def fold(text: str) -> str:
     """Width, case and script folding shared by corpus and queries."""
     text = unicodedata.normalize("NFKC", text).lower()

@@ -69,6 +69,8 @@ class Document:
     markers: tuple[tuple[int, int], ...] = ()  # (offset, footnote number) in body text
     line_runs: tuple[tuple[int, int], ...] = ()
     page_runs: tuple[tuple[int, int], ...] = ()
+    # Why the text may not be what the file shows (a garbled PDF text layer): reported, not fatal.
+    warnings: tuple[str, ...] = ()
     _run_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
     _page_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 

@@ -381,6 +381,7 @@ SUMMARY_KEYS = {
     "source_path",
     "content_hash",
     "chars",
+    "warnings",
 }
 
 
@@ -397,6 +398,7 @@ def test_list_documents(client: TestClient, corpus_retriever: Retriever) -> None
         assert summary["chars"] == len(corpus_retriever.document(doc_id).text)
         assert summary["format"] == "text"
         assert summary["title"]
+        assert summary["warnings"] == []
     assert by_id[CHAPTER]["title"] == "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
     assert (by_id[CHAPTER]["authors"], by_id[CHAPTER]["date"]) == (["張務華"], None)
     assert by_id[NEWS]["title"] == "日本聯手G7建「民主稀土鏈」"

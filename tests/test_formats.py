@@ -278,6 +278,7 @@ def test_pdf_cjk_structure(zh_pdf: Path) -> None:
     doc = read(zh_pdf)
     assert doc.format == "pdf"
     assert doc.title == "第六章 日本製造業供應鏈安全"
+    assert doc.warnings == ()  # a correctly mapped CJK text layer is not reported
     assert [(h.level, h.title) for h in doc.headings] == [
         (1, "第六章 日本製造業供應鏈安全"),
         (2, "貳、戰略資源與稀土供應鏈安全"),
@@ -323,6 +324,42 @@ def test_pdf_pages_and_lines(zh_pdf: Path) -> None:
     assert joined.section == "第六章 日本製造業供應鏈安全 > 貳、戰略資源與稀土供應鏈安全"
     later = next(c for c in chunks_of(doc) if "造船業" in c.text)
     assert (later.page_start, later.page_end) == (3, 3)
+
+
+def body_page(c: Canvas) -> None:
+    """No level-1 heading; a first paragraph longer than any title should be."""
+    text(c, 72, 750, "美國鋼鐵公司的收購案歷時一年半，" * 2)
+    text(c, 72, 734, "最後以一百四十一億美元成交，並附帶黃金股條款。" * 2)
+    text(c, 72, 700, "參、跨國併購與鋼鐵戰略自主", 14)
+    text(c, 72, 680, "日本製鐵以一百四十一億美元收購美國鋼鐵公司。")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ("日本製造業供應鏈安全 2025", "日本製造業供應鏈安全 2025"),  # the document's own title
+        ("Microsoft Word - draft-3.docx", "參、跨國併購與鋼鐵戰略自主"),  # a file name: not one
+        (None, "參、跨國併購與鋼鐵戰略自主"),  # reportlab writes "untitled": the first heading
+    ],
+)
+def test_pdf_title_is_metadata_or_first_heading(
+    tmp_path: Path, metadata: str | None, expected: str
+) -> None:
+    path = tmp_path / "deal.pdf"
+    canvas = Canvas(str(path))
+    if metadata:
+        canvas.setTitle(metadata)
+    body_page(canvas)
+    canvas.showPage()
+    canvas.save()
+    assert read(path).title == expected
+
+
+def test_pdf_without_title_or_heading_is_named_by_its_doc_id(tmp_path: Path) -> None:
+    def page(c: Canvas) -> None:
+        text(c, 72, 750, "美國鋼鐵公司的收購案歷時一年半，最後以一百四十一億美元成交。")
+
+    assert read(write_pdf(tmp_path / "steel-deal.pdf", [page])).title == "steel-deal"
 
 
 def test_pdf_japanese_text(tmp_path: Path) -> None:

@@ -4,6 +4,11 @@ One ``Paragraph`` per text box, in pdfminer's reading order, with its page. Runn
 footers and page numbers are dropped so they do not cut sentences; small raised digits become
 superscript markers so footnote references link as in a text file. ``line`` counts the text
 lines kept from the text layer (a PDF has no source lines of its own).
+
+The title is the document information's ``/Title`` (unless it is a placeholder such as
+reportlab's "untitled" or a file name such as "Microsoft Word - draft.docx"), else the first
+heading, else the ``doc_id``: never the opening words of a body paragraph. A text layer that
+does not look like text (``qa.ingest.quality``) is kept, with ``Document.warnings`` saying why.
 """
 
 from __future__ import annotations
@@ -15,13 +20,17 @@ import statistics
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pdfminer.high_level import extract_pages
 from pdfminer.layout import LAParams, LTAnno, LTChar, LTPage, LTTextBox, LTTextLine
-from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.pdfdocument import PDFDocument, PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.pdfparser import PDFParser
+from pdfminer.pdftypes import resolve1
+from pdfminer.utils import decode_text
 
 from qa.errors import DocumentParseError
+from qa.ingest.quality import text_layer_warnings
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
 from qa.types import Document
 
@@ -40,6 +49,11 @@ _PAGE_NUMBER = re.compile(  # 12, - 12 -, 頁 12, 第 12 頁, Page 3 of 9, 3/9, 
 _TO_SUPER = str.maketrans("0123456789", SUPERSCRIPTS)
 _EDGE_BAND = 0.08  # top/bottom share of the page where running heads and folios live
 _RUNNING_SHARE = 0.4  # a head on 40% of pages is running (alternating heads cover half each)
+_PLACEHOLDER_TITLE = re.compile(
+    r"^(?:untitled|unknown|anonymous|无题|無題|document\d*)$"
+    r"|\.(?:docx?|pdf|rtf|odt|pptx?|xlsx?|txt|tex|indd|html?)$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -65,9 +79,36 @@ def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash
         if unmapped:
             reason = "text layer without Unicode mapping (fonts lack a ToUnicode map)"
         raise DocumentParseError(source_path, reason)
-    return build_document(
-        paragraphs, doc_id=doc_id, source_path=source_path, content_hash=content_hash, format="pdf"
+    document = build_document(
+        paragraphs,
+        doc_id=doc_id,
+        source_path=source_path,
+        content_hash=content_hash,
+        format="pdf",
+        title_from_body=False,
     )
+    return replace(
+        document,
+        title=_info_title(raw) or document.title,
+        warnings=text_layer_warnings(document.text, unmapped=unmapped),
+    )
+
+
+def _info_title(raw: bytes) -> str:
+    """The document information's ``/Title``; empty when missing, a placeholder or a file name."""
+    try:
+        infos = PDFDocument(PDFParser(io.BytesIO(raw))).info
+    except Exception:  # the page extraction that ran first reports a damaged file
+        return ""
+    for info in infos:
+        value = resolve1(info.get("Title"))
+        if isinstance(value, bytes):
+            value = decode_text(value)
+        if isinstance(value, str):
+            title = unicodedata.normalize("NFC", " ".join(value.split()))
+            if title and not _PLACEHOLDER_TITLE.search(title):
+                return title
+    return ""
 
 
 def _extract(raw: bytes, source: str) -> tuple[list[list[_Box]], int]:

@@ -95,14 +95,17 @@ def build_document(
     content_hash: str,
     format: str,
     markdown: bool = False,
+    title_from_body: bool = True,
 ) -> Document:
+    """``title_from_body=False``: with no level-1 heading or dateline the title is the first
+    heading of any level, else the ``doc_id`` (never the opening of a body paragraph)."""
     # Only plain text needs subheads guessed; Markdown, HTML and PDF mark theirs (or have
     # captions and list items that merely look like one).
     items = _classify(paragraphs, markdown=markdown, guess_subheads=format == "text")
     if not markdown:  # Markdown has no pages: a definition between paragraphs is authored there
         items = _join_page_breaks(items)
     _assign_sections(items)
-    return _assemble(items, doc_id, source_path, content_hash, format)
+    return _assemble(items, doc_id, source_path, content_hash, format, title_from_body)
 
 
 def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool) -> list[_Item]:
@@ -258,14 +261,19 @@ def find_markers(text: str) -> list[tuple[int, int]]:
 
 
 def _assemble(
-    items: list[_Item], doc_id: str, source_path: str, content_hash: str, format: str
+    items: list[_Item],
+    doc_id: str,
+    source_path: str,
+    content_hash: str,
+    format: str,
+    title_from_body: bool = True,
 ) -> Document:
     group = {"author-note": 1, "note": 2}
     order = sorted(
         range(len(items)),
         key=lambda i: (items[i].section, group.get(items[i].kind, 0), items[i].note, i),
     )
-    title, authors, date = _metadata(items)
+    title, authors, date = _metadata(items, title_from_body)
     text_parts: list[str] = []
     offset = 0
     line_runs: list[tuple[int, int]] = []
@@ -354,7 +362,9 @@ def _footnote(item: _Item, start: int, end: int) -> Footnote:
     return Footnote(item.note, body, urls, refs, start, end)
 
 
-def _metadata(items: list[_Item]) -> tuple[str, tuple[str, ...], str | None]:
+def _metadata(
+    items: list[_Item], title_from_body: bool = True
+) -> tuple[str, tuple[str, ...], str | None]:
     authors: list[str] = []
     for item in items:
         line = item.pieces[0].text.strip()
@@ -371,8 +381,10 @@ def _metadata(items: list[_Item]) -> tuple[str, tuple[str, ...], str | None]:
             if _HEADING_PATTERNS[0][1].match(title):
                 title = _TRAILING_AUTHOR.sub("", title).strip()
             break
-    if not title:
+    if not title and title_from_body:
         title = next((i.pieces[0].text.strip()[:200] for i in items if i.kind == "body"), "")
+    elif not title:
+        title = next((i.title for i in items if i.kind == "heading"), "")
     return title, tuple(dict.fromkeys(authors)), date
 
 
