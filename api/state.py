@@ -52,8 +52,16 @@ class ServiceState:
             except QAError as exc:
                 if self.retriever is None or not isinstance(exc, IndexNotFoundError):
                     self.problem = exc
-                log.warning("index not loaded: %s", exc)
+                name = pointed.name if pointed is not None else "(none)"
+                log.warning("refused index generation %s: %s; still serving %s", name, exc, served)
                 return False
             self.retriever, self.problem = retriever, None
-            log.info("serving index generation %s", retriever.index.generation)
+            counts = retriever.index.manifest.get("counts", {})
+            log.info(
+                "serving index generation %s (%s documents, %s chunks; was %s)",
+                retriever.index.generation,
+                counts.get("documents"),
+                counts.get("chunks"),
+                served,
+            )
             return retriever.index.generation != served

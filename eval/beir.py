@@ -193,7 +193,7 @@ def evaluate_beir(
     mapping = materialize(dataset, workdir)
     own = settings.with_(corpus_dir=workdir, index_dir=index_dir)
     embedder = embedder or open_embedder(own)
-    outcome = ingest(own, [workdir], embedder=embedder, progress=progress)
+    outcome = ingest(own, [workdir], embedder=embedder, prune=True, progress=progress)
     retriever = open_retriever(own, embedder, fusion)
     indexed = {mapping[c.doc_id] for c in retriever.index.chunks if c.doc_id in mapping}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,7 +15,7 @@ from qa.config import Settings
 from qa.errors import QAError
 from qa.retrieve import MAX_TOP_K, fusion_settings
 from qa.serialize import search_result_json
-from qa.service import IngestOutcome, ingest, open_retriever
+from qa.service import IngestOutcome, IngestPlan, ingest, open_retriever
 from qa.types import SEARCH_MODES
 
 
@@ -36,8 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = commands.add_parser("ingest", help="build or update the index from source files")
+    p = commands.add_parser(
+        "ingest",
+        help="add or update documents in the index (never removes others without --prune)",
+    )
     p.add_argument("paths", nargs="*", type=Path, help="files or folders (default: QA_CORPUS_DIR)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove indexed documents that are not among PATHS (mirror them exactly)",
+    )
     p.add_argument("--index", help="index directory (default: QA_INDEX_DIR or ./index)")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
@@ -98,20 +107,45 @@ def _parser() -> argparse.ArgumentParser:
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     outcome = _run_ingest(
-        settings, args.paths, strict=args.strict, rebuild=args.rebuild, quiet=args.quiet
+        settings,
+        args.paths,
+        strict=args.strict,
+        rebuild=args.rebuild,
+        quiet=args.quiet,
+        prune=args.prune,
     )
     build = outcome.build
     print(
-        f"index {build.generation}: {len(outcome.ingest.documents)} documents, "
+        f"index {build.generation}: {len(outcome.plan.documents)} documents, "
         f"{build.chunks_total} chunks ({build.chunks_embedded} embedded) in {build.seconds:.1f}s; "
         f"added {len(build.added)}, changed {len(build.changed)}, "
-        f"removed {len(build.removed)}, unchanged {len(build.unchanged)}"
+        f"removed {len(build.removed)}, unchanged {len(build.unchanged)}, "
+        f"kept {len(outcome.plan.kept)}"
     )
     return 1 if outcome.ingest.errors else 0
 
 
+def _announce(plan: IngestPlan) -> None:
+    """Say what the build will remove, and what it keeps, before it starts."""
+    if plan.removing:
+        names = ", ".join(plan.removing)
+        print(f"removing {len(plan.removing)} documents (--prune): {names}", file=sys.stderr)
+    if plan.kept:
+        print(
+            f"keeping {len(plan.kept)} indexed documents not found in the paths read "
+            "(`qa ingest --prune` removes them)",
+            file=sys.stderr,
+        )
+
+
 def _run_ingest(
-    settings: Settings, paths: Sequence[Path], *, strict: bool, rebuild: bool, quiet: bool
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    strict: bool,
+    rebuild: bool,
+    quiet: bool,
+    prune: bool = False,
 ) -> IngestOutcome:
     bar: Any = None
 
@@ -126,7 +160,15 @@ def _run_ingest(
         bar.update(done - bar.n)
 
     try:
-        outcome = ingest(settings, paths, strict=strict, rebuild=rebuild, progress=progress)
+        outcome = ingest(
+            settings,
+            paths,
+            strict=strict,
+            rebuild=rebuild,
+            prune=prune,
+            progress=progress,
+            announce=_announce,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -166,6 +208,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api import create_app
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = settings.with_(host=args.host or settings.host, port=args.port or settings.port)
     if not args.no_ingest:
         outcome = _run_ingest(settings, [], strict=False, rebuild=False, quiet=False)

@@ -179,6 +179,30 @@ def sentence_keys(chunks: Sequence[Chunk], stored: int) -> list[tuple[str, int, 
     return keys if len(keys) == stored else None
 
 
+def indexed_doc_ids(index_dir: Path) -> tuple[str, ...]:
+    """The doc_ids the current generation's manifest lists (none when it is unreadable)."""
+    generation = current_generation(index_dir)
+    try:
+        return tuple(read_manifest(generation)["documents"]) if generation else ()
+    except (IndexCorruptError, KeyError, TypeError):
+        return ()
+
+
+def indexed_documents(index_dir: Path) -> dict[str, Document]:
+    """The documents the current generation holds (empty when there is none), whatever model
+    built it: a later build keeps them unless it is told to remove them."""
+    generation = current_generation(index_dir)
+    if generation is None:
+        return {}
+    try:
+        return {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
+    except (IndexCorruptError, KeyError, TypeError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"cannot read the documents of {generation} ({exc}); to rebuild the index from the "
+            "given paths alone, run `qa ingest --prune PATH...`"
+        ) from None
+
+
 def build_index(
     documents: Sequence[Document],
     *,

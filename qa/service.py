@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa.chunk import ChunkerSettings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
-from qa.index import BuildReport, ProgressCallback, build_index, load_index
+from qa.index import (
+    BuildReport,
+    ProgressCallback,
+    build_index,
+    indexed_doc_ids,
+    indexed_documents,
+    load_index,
+)
 from qa.ingest import IngestReport, ingest_paths
+from qa.types import Document
 from qa.retrieve import FusionSettings, Retriever
 
 
@@ -39,9 +47,46 @@ def open_embedder(settings: Settings) -> Embedder:
 
 
 @dataclass(frozen=True)
+class IngestPlan:
+    """What a build will hold: the documents read now, plus (unless pruning) every indexed
+    document they do not replace. ``removing`` is announced before the build starts."""
+
+    read: IngestReport
+    documents: tuple[Document, ...]
+    kept: tuple[str, ...]  # indexed documents not among the paths read, carried over
+    removing: tuple[str, ...]  # indexed documents the build drops (only with ``prune``)
+
+
+@dataclass(frozen=True)
 class IngestOutcome:
-    ingest: IngestReport
+    plan: IngestPlan
     build: BuildReport
+
+    @property
+    def ingest(self) -> IngestReport:
+        return self.plan.read
+
+
+def plan_ingest(
+    settings: Settings, paths: Sequence[Path] = (), *, prune: bool = False, strict: bool = False
+) -> IngestPlan:
+    """Read ``paths`` (default: the corpus directory) and decide what the next index holds.
+
+    Adding files never removes others: an indexed document that is not among the files read
+    (another folder, a file that failed to parse this time, a file since deleted) is kept as
+    it was indexed. Only ``prune`` makes the index mirror exactly the files read.
+    """
+    report = ingest_paths(list(paths) or [settings.corpus_dir], settings.corpus_dir, strict=strict)
+    fresh = {d.doc_id: d for d in report.documents}
+    if prune:  # the old documents are not needed, only their names (from the manifest)
+        removing = sorted(set(indexed_doc_ids(settings.index_dir)) - set(fresh))
+        return IngestPlan(report, report.documents, (), tuple(removing))
+    indexed = indexed_documents(settings.index_dir)
+    others = tuple(sorted(doc_id for doc_id in indexed if doc_id not in fresh))
+    # Indexed documents keep their order (so do their chunk rows); new ones follow.
+    documents = [fresh.get(doc_id, document) for doc_id, document in indexed.items()]
+    documents += [d for d in report.documents if d.doc_id not in indexed]
+    return IngestPlan(report, tuple(documents), others, ())
 
 
 def ingest(
@@ -51,20 +96,25 @@ def ingest(
     embedder: Embedder | None = None,
     strict: bool = False,
     rebuild: bool = False,
+    prune: bool = False,
     progress: ProgressCallback | None = None,
+    announce: Callable[[IngestPlan], None] | None = None,
 ) -> IngestOutcome:
-    """Read ``paths`` (default: the corpus directory) and make the index reflect exactly them."""
-    paths = list(paths) or [settings.corpus_dir]
-    report = ingest_paths(paths, settings.corpus_dir, strict=strict)
+    """Add or update the documents under ``paths`` (default: the corpus directory); with
+    ``prune``, also remove every indexed document not among them. ``announce`` sees the plan
+    (what will be removed) before anything is embedded or written."""
+    plan = plan_ingest(settings, paths, prune=prune, strict=strict)
+    if announce is not None:
+        announce(plan)
     build = build_index(
-        report.documents,
+        plan.documents,
         embedder=embedder or open_embedder(settings),
         chunker=chunker_settings(settings),
         index_dir=settings.index_dir,
         rebuild=rebuild,
         progress=progress,
     )
-    return IngestOutcome(report, build)
+    return IngestOutcome(plan, build)
 
 
 def open_retriever(

@@ -1,8 +1,15 @@
-"""Shared fixtures: the bundled corpus indexed once per session with the real multilingual model."""
+"""Shared fixtures: the bundled corpus indexed once per session with the real multilingual model.
+
+Tests never read the live ``corpus/`` folder as a whole: a user adds documents there. The two
+bundled documents are copied by name into a temporary corpus (``CORPUS``) that every test uses.
+"""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +33,27 @@ LEVEL2 = (
     "伍、醫藥安全與製藥供應鏈韌性",
     "陸、小結",
 )
-CORPUS = ROOT / "corpus"
 GOLD = ROOT / "eval" / "gold.jsonl"
 CHAPTER = "indsr-2025-ch6-japan-supply-chain-security"
 NEWS = "nownews-2026-01-14-japan-g7-democratic-rare-earth-chain"
+BUNDLED = (CHAPTER, NEWS)  # the documents the gold set, the baseline and the tests are about
+
+
+def _bundled_corpus() -> Path:
+    """A private ``corpus/`` holding only the bundled documents, removed when the run ends."""
+    parent = Path(tempfile.mkdtemp(prefix="qa-tests-"))
+    atexit.register(shutil.rmtree, parent, ignore_errors=True)
+    root = parent / "corpus"  # same folder name, so source paths read ``corpus/<file>``
+    root.mkdir()
+    for doc_id in BUNDLED:
+        source = ROOT / "corpus" / f"{doc_id}.txt"
+        if not source.is_file():
+            raise RuntimeError(f"the bundled document {source} is missing; restore it with git")
+        shutil.copy2(source, root / source.name)
+    return root
+
+
+CORPUS = _bundled_corpus()
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAPTER, GOLD, NEWS, ROOT, stop_process
+from conftest import CHAPTER, CORPUS, GOLD, NEWS, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -74,8 +74,8 @@ def _assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 @cache
 def _source_text(source_path: str) -> str:
     """The original corpus file as a reader sees it: newlines normalized, NFC."""
-    path = ROOT / source_path
-    assert path.resolve().is_relative_to((ROOT / "corpus").resolve()), source_path
+    path = CORPUS.parent / source_path
+    assert path.resolve().is_relative_to(CORPUS.resolve()), source_path
     with open(path, encoding="utf-8-sig", newline=None) as handle:
         return unicodedata.normalize("NFC", handle.read())
 
@@ -530,7 +530,7 @@ def test_real_server_over_http(
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(corpus_settings.index_dir),
-        "QA_CORPUS_DIR": str(ROOT / "corpus"),
+        "QA_CORPUS_DIR": str(CORPUS),
         "QA_THREADS": "1",
     }
     log = tmp_path / "server.log"

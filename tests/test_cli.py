@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAPTER, ROOT
+from conftest import CHAPTER, CORPUS, ROOT
 from fastapi.testclient import TestClient
 
 from qa.cli import main
@@ -22,7 +22,7 @@ from qa.retrieve import Retriever
 INGEST_LINE = re.compile(
     r"^index (?P<generation>gen-\S+): (?P<documents>\d+) documents, (?P<chunks>\d+) chunks "
     r"\((?P<embedded>\d+) embedded\) in [\d.]+s; added (?P<added>\d+), changed (?P<changed>\d+), "
-    r"removed (?P<removed>\d+), unchanged (?P<unchanged>\d+)$"
+    r"removed (?P<removed>\d+), unchanged (?P<unchanged>\d+), kept (?P<kept>\d+)$"
 )
 
 
@@ -32,7 +32,7 @@ def corpus_env(
 ) -> Settings:
     """Environment of a user pointed at the session's index of the bundled corpus."""
     monkeypatch.setenv("QA_INDEX_DIR", str(corpus_settings.index_dir))
-    monkeypatch.setenv("QA_CORPUS_DIR", str(ROOT / "corpus"))
+    monkeypatch.setenv("QA_CORPUS_DIR", str(CORPUS))
     monkeypatch.setenv("QA_THREADS", "2")
     monkeypatch.delenv("QA_EMBED_MODEL", raising=False)
     return corpus_settings
@@ -251,7 +251,7 @@ def test_search_console_script_in_subprocess(
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(tmp_path / "not-this-one"),
-        "QA_CORPUS_DIR": str(ROOT / "corpus"),
+        "QA_CORPUS_DIR": str(CORPUS),
         "QA_THREADS": "1",
     }
     env.pop("QA_EMBED_MODEL", None)
@@ -331,7 +331,7 @@ def test_ingest_then_reingest_embeds_nothing(
     assert citation["anchor"] == "zh#c8-38"
 
 
-def test_ingest_reports_changed_and_removed(
+def test_ingest_reports_changed_and_removes_only_with_prune(
     capsys: pytest.CaptureFixture[str], hash_env: Path, small_corpus: Path
 ) -> None:
     code, out, err = _run(capsys, "ingest", "--index", str(hash_env), "--quiet")  # QA_CORPUS_DIR
@@ -343,17 +343,66 @@ def test_ingest_reports_changed_and_removed(
     code, out, err = _run(capsys, "ingest", "--index", str(hash_env), "--quiet")
     assert code == 0, err
     report = _ingest_report(out)
-    assert report["documents"] == 2
+    assert report["documents"] == 3  # the deleted file's document is kept, and the user told
     assert (report["added"], report["changed"], report["removed"], report["unchanged"]) == (
         0,
         1,
-        1,
-        1,
+        0,
+        2,
     )
+    assert report["kept"] == 1 and "keeping 1 indexed documents" in err and "--prune" in err
     assert 0 < report["embedded"] < report["chunks"] + 1
     index = load_index(hash_env, model_id="hash:64", dimension=64)
-    assert set(index.documents) == {"zh", "en"}
+    assert set(index.documents) == {"zh", "en", "sub/ja"}
     assert "A different sentence now." in index.documents["en"].text
+
+    code, out, err = _run(capsys, "ingest", "--prune", "--index", str(hash_env), "--quiet")
+    assert code == 0, err
+    report = _ingest_report(out)
+    assert (report["documents"], report["removed"], report["kept"], report["embedded"]) == (
+        2,
+        1,
+        0,
+        0,
+    )
+    assert "removing 1 documents (--prune): sub/ja" in err
+    assert set(load_index(hash_env, model_id="hash:64", dimension=64).documents) == {"zh", "en"}
+
+
+def test_ingest_of_one_file_adds_it_and_keeps_every_other_document(
+    capsys: pytest.CaptureFixture[str], hash_env: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    """`qa ingest my-note.md` once replaced the whole index with that one file."""
+    code, out, err = _run(capsys, "ingest", "--index", str(hash_env), "--quiet")
+    assert code == 0, err
+    before = load_index(hash_env, model_id="hash:64", dimension=64)
+    note = tmp_path / "elsewhere-notes" / "my-note.md"
+    note.parent.mkdir()
+    note.write_text("# Note\n\n破冰船的新合作計畫。\n", "utf-8")
+
+    code, out, err = _run(capsys, "ingest", str(note), "--index", str(hash_env), "--quiet")
+    assert code == 0, err
+    report = _ingest_report(out)
+    assert (report["documents"], report["added"], report["removed"], report["kept"]) == (4, 1, 0, 3)
+    assert report["embedded"] > 0 and "removing" not in err
+    after = load_index(hash_env, model_id="hash:64", dimension=64)
+    assert set(after.documents) == {"zh", "en", "sub/ja", "my-note"}
+    for doc_id in ("zh", "en", "sub/ja"):  # kept as indexed: same text, same chunks
+        assert after.documents[doc_id] == before.documents[doc_id]
+        assert [c for c in after.chunks if c.doc_id == doc_id] == [
+            c for c in before.chunks if c.doc_id == doc_id
+        ]
+
+    code, out, err = _run(
+        capsys, "search", "破冰船", "--mode", "lexical", "--json", "--index", str(hash_env)
+    )
+    assert code == 0, err
+    assert json.loads(out)["hits"][0]["citation"]["doc_id"] == "my-note"
+
+    # Re-reading the corpus folder does not drop the note that lives elsewhere either.
+    code, out, err = _run(capsys, "ingest", "--index", str(hash_env), "--quiet")
+    assert code == 0, err
+    assert _ingest_report(out)["documents"] == 4 and _ingest_report(out)["embedded"] == 0
 
 
 def test_ingest_with_unreadable_file_keeps_the_others(

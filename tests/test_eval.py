@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOLD, ROOT
+from conftest import CORPUS, GOLD, ROOT
 
 from eval.beir import METRICS as BEIR_METRICS
 from eval.beir import file_stems, load_beir
@@ -201,7 +201,7 @@ def test_gold_set_is_well_formed() -> None:
     assert sum("footnote" in q.tags for q in questions) >= 3
     assert sum("page-break" in q.tags for q in questions) >= 3
     assert {q.split for q in questions} <= {"dev", "test"}
-    corpus = {p.stem: p.read_text("utf-8") for p in (GOLD.parents[1] / "corpus").glob("*.txt")}
+    corpus = {p.stem: p.read_text("utf-8") for p in CORPUS.glob("*.txt")}
     for q in questions:
         if q.answerable:
             assert q.evidence and all(e in corpus[str(q.doc_id)] for e in q.evidence), q.id

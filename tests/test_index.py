@@ -86,7 +86,7 @@ def test_incremental_reingest_embeds_only_what_changed(small_corpus: Path, tmp_p
     (small_corpus / "en.md").write_text("# Steel\n\nA new sentence about shipbuilding.\n", "utf-8")
     (small_corpus / "new.txt").write_text("新的文件：製藥供應鏈。\n", "utf-8")
     (small_corpus / "sub" / "ja.txt").unlink()
-    changed = ingest(settings, embedder=embedder).build
+    changed = ingest(settings, embedder=embedder, prune=True).build
     assert changed.changed == ("en",) and changed.added == ("new",)
     assert changed.removed == ("sub/ja",) and changed.unchanged == ("zh",)
     index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
@@ -234,3 +234,32 @@ def test_dense_search_matches_numpy_brute_force(corpus_retriever: Retriever) -> 
         expected = np.argsort(-oracle, kind="stable")[:10]
         np.testing.assert_allclose(scores[0], oracle[expected], rtol=1e-4, atol=1e-5)
         assert set(rows[0][:5]) == set(expected[:5])
+
+
+def test_kept_documents_survive_a_model_change(small_corpus: Path, tmp_path: Path) -> None:
+    """A document indexed from elsewhere is re-embedded from its stored text when the model
+    changes, not dropped because its file is not in the corpus folder."""
+    settings = _settings(small_corpus, tmp_path / "index")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("外部文件：造船產業的合作。\n", "utf-8")
+    ingest(settings, [outside], embedder=HashingEmbedder(64))
+    ingest(settings, embedder=HashingEmbedder(64))
+    wider = settings.with_(embed_model="hash:32")
+    outcome = ingest(wider, embedder=HashingEmbedder(32))
+    assert outcome.plan.kept == ("outside",) and outcome.build.removed == ()
+    index = load_index(settings.index_dir, model_id="hash:32", dimension=32)
+    assert set(index.documents) == {"outside", "zh", "en", "sub/ja"}
+    assert any("造船" in c.text for c in index.chunks if c.doc_id == "outside")
+
+
+def test_unreadable_documents_refuse_to_drop_silently(small_corpus: Path, tmp_path: Path) -> None:
+    settings = _settings(small_corpus, tmp_path / "index")
+    ingest(settings, embedder=HashingEmbedder(64))
+    generation = current_generation(settings.index_dir)
+    assert generation is not None
+    (generation / "documents.jsonl").write_text("{not json\n", "utf-8")
+    with pytest.raises(IndexCorruptError, match="--prune"):
+        ingest(settings, embedder=HashingEmbedder(64))
+    rebuilt = ingest(settings, embedder=HashingEmbedder(64), prune=True)
+    assert {d.doc_id for d in rebuilt.plan.documents} == {"zh", "en", "sub/ja"}
+    assert rebuilt.plan.removing == ()

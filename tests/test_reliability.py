@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -258,13 +259,20 @@ def test_hot_reload_by_polling_and_on_demand(built: Settings) -> None:
         assert client.get("/readyz").json()["generation"] == reloaded["generation"]
 
 
-def test_corrupt_new_generation_leaves_old_one_serving(built: Settings) -> None:
+def test_corrupt_new_generation_leaves_old_one_serving(
+    built: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = built.with_(reload_interval=0)
+    caplog.set_level(logging.INFO, logger="qa.api")
     with TestClient(create_app(settings, embedder=HashingEmbedder(64))) as client:
         before = client.get("/readyz").json()["generation"]
+        assert f"serving index generation {before} (3 documents" in caplog.text
         ingest(settings, embedder=HashingEmbedder(64), rebuild=True)
+        refused = _generation(settings).name
         _flip_byte(_generation(settings) / "chunks.jsonl")
         response = client.post("/v1/admin/reload")
+        assert f"refused index generation {refused}" in caplog.text
+        assert f"still serving {before}" in caplog.text
         assert response.status_code == 503 and "checksum" in response.json()["detail"]
         ready = client.get("/readyz").json()
         assert ready["generation"] == before and "checksum" in ready["last_problem"]
