@@ -18,8 +18,8 @@ from qa.index import (
     load_index,
 )
 from qa.ingest import IngestReport, ingest_paths
-from qa.types import Document
 from qa.retrieve import FusionSettings, Retriever
+from qa.types import Document
 
 
 def limit_threads(threads: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAPTER, CORPUS, ROOT
+from conftest import CHAPTER, CORPUS
 from fastapi.testclient import TestClient
 
 from qa.cli import main
