@@ -158,12 +158,16 @@ class Retriever:
         timings: dict[str, float] = {}
         signals = self._signals(question, mode, top_k, allowed, timings)
         tick = time.perf_counter()
-        hits = self._hits(signals, top_k, context)
+        # The quantity check reads the passages a client is shown: the first QUANTITY_PASSAGES
+        # hits after overlapping and repeated chunks are dropped, never a chunk that was dropped.
+        # A smaller top_k does not narrow it (the verdict is about the question, so top_k=1 and
+        # top_k=5 agree); the extra hits are assembled for the check and not returned.
+        judged = self._hits(signals, max(top_k, QUANTITY_PASSAGES), context)
+        hits = judged[:top_k]
         timings["assemble"] = (time.perf_counter() - tick) * 1000
         asked = asked_quantities(question)
         quantity_stated = quantity_in_passages(
-            asked,
-            (self.index.chunks[row].text for row, _ in signals.ranked[:QUANTITY_PASSAGES]),
+            asked, (hit.text for hit in judged[:QUANTITY_PASSAGES])
         )
         answerable, confidence = judge(
             self.embedder.model_id,
