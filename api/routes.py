@@ -27,7 +27,7 @@ from qa.serialize import search_result_json
 from qa.types import Document
 
 router = APIRouter()
-_ERRORS: dict[int | str, dict[str, object]] = {
+ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (404, 422, 503)
 }
@@ -49,7 +49,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=ReadyPublic, responses=_ERRORS, tags=["operations"])
+@router.get("/readyz", response_model=ReadyPublic, responses=ERRORS, tags=["operations"])
 def readyz(request: Request) -> ReadyPublic:
     """Readiness: 200 while an index is served (with the last reload problem, if any), else 503."""
     state: ServiceState = request.app.state.service
@@ -58,9 +58,7 @@ def readyz(request: Request) -> ReadyPublic:
     return ReadyPublic(status="ready", generation=current.index.generation, last_problem=problem)
 
 
-@router.post(
-    "/v1/admin/reload", response_model=ReloadPublic, responses=_ERRORS, tags=["operations"]
-)
+@router.post("/v1/admin/reload", response_model=ReloadPublic, responses=ERRORS, tags=["operations"])
 def reload(request: Request) -> ReloadPublic:
     """Load the generation ``CURRENT`` names now instead of at the next poll."""
     state: ServiceState = request.app.state.service
@@ -71,7 +69,7 @@ def reload(request: Request) -> ReloadPublic:
     return ReloadPublic(generation=current.index.generation, swapped=swapped)
 
 
-@router.get("/v1/index", response_model=IndexPublic, responses=_ERRORS, tags=["index"])
+@router.get("/v1/index", response_model=IndexPublic, responses=ERRORS, tags=["index"])
 def index_info(current: RetrieverDep) -> IndexPublic:
     manifest = current.index.manifest
     return IndexPublic(
@@ -85,7 +83,7 @@ def index_info(current: RetrieverDep) -> IndexPublic:
     )
 
 
-@router.post("/v1/search", response_model=SearchResponse, responses=_ERRORS, tags=["search"])
+@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
 def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
     result = current.search(
         body.question,
@@ -98,7 +96,7 @@ def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
     return SearchResponse.model_validate(search_result_json(result))
 
 
-@router.get("/v1/documents", response_model=DocumentsPublic, responses=_ERRORS, tags=["documents"])
+@router.get("/v1/documents", response_model=DocumentsPublic, responses=ERRORS, tags=["documents"])
 def list_documents(current: RetrieverDep) -> DocumentsPublic:
     data = [_summary(d) for d in current.index.documents.values()]
     return DocumentsPublic(data=data, count=len(data))
@@ -107,7 +105,7 @@ def list_documents(current: RetrieverDep) -> DocumentsPublic:
 @router.get(
     "/v1/documents/{doc_id:path}",
     response_model=DocumentPublic,
-    responses=_ERRORS,
+    responses=ERRORS,
     tags=["documents"],
 )
 def get_document(doc_id: str, current: RetrieverDep) -> DocumentPublic:

@@ -187,3 +187,48 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+
+
+class AnswerRequest(SearchRequest):
+    """The same question and filters as a search; the answer is composed from its hits."""
+
+
+class ReferencePublic(BaseModel):
+    n: int = Field(description="The marker [n] in the answer.")
+    text: str = Field(description="The cited sentence (or passage), exactly as in the document.")
+    hit_rank: int = Field(description="Rank of the passage in hits that holds it.")
+    url: str = Field(
+        description="Resolves the citation in this service: JSON of the span (a browser that "
+        "asks for HTML is sent to the research page's document view)."
+    )
+    citation: CitationPublic = Field(description="Citation of exactly this text.")
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    answerable: bool = Field(
+        description="False: answer is a refusal, references is empty and hits are only the "
+        "closest passages, not an answer."
+    )
+    confidence: float
+    unstated_quantities: list[str]
+    language: str = Field(description="Language of the answer's wording: zh-Hant, zh-Hans, en, ja")
+    method: str = Field(description="extractive, generative or refusal")
+    answer: str = Field(description="Sentences each followed by its marker [n], or the refusal.")
+    references: list[ReferencePublic]
+    unsupported: list[str] = Field(
+        description="Generative answers: sentences their cited passage does not support."
+    )
+    hits: list[HitPublic]
+    took_ms: float
+    timings_ms: dict[str, float]
+
+
+class PassagePublic(BaseModel):
+    anchor: str
+    doc_id: str
+    char_start: int
+    char_end: int
+    text: str = Field(description="document.text[char_start:char_end]")
+    citation: CitationPublic
+    context: ContextPublic | None

@@ -150,6 +150,16 @@ class LexicalIndex:
             weights.append((index, math.log(1 + (n - df + 0.5) / (df + 0.5))))
         return weights
 
+    def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
+        """IDF of each distinct analyzed term; a term the corpus lacks gets the highest IDF."""
+        n = self.size
+        weights = {}
+        for term in set(terms):
+            index = self._vocab.get(term)
+            df = int(self._doc_freq[index]) if index is not None else 0
+            weights[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return weights
+
     def term_ids_of(self, row: int) -> set[int]:
         """Ids of the terms chunk ``row`` contains."""
         start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]

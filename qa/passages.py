@@ -8,10 +8,13 @@ match. Every hit stays one whole chunk with an exact anchor.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from qa.chunk import sentence_spans
-from qa.types import Context, Document
+from qa.chunk import cited_notes, sentence_spans
+from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.types import Citation, Context, Document, anchor_for
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,59 @@ def context_around(document: Document, start: int, end: int, sentences: int) -> 
         before_start=before_start,
         after_end=after_end,
     )
+
+
+def citation_for(document: Document, start: int, end: int, kind: str = "body") -> Citation:
+    """The citation of ``document.text[start:end]``: anchor, section, lines, pages, and the
+    footnotes its markers cite (each followed by the notes it refers to)."""
+    return Citation(
+        doc_id=document.doc_id,
+        title=document.title,
+        section=document.section_at(start),
+        char_start=start,
+        char_end=end,
+        line_start=document.line_of(start),
+        line_end=document.line_of(end - 1),
+        anchor=anchor_for(document.doc_id, start, end),
+        kind=kind,
+        page=document.page_of(start),
+        page_end=document.page_of(end - 1),
+        authors=document.authors,
+        date=document.date,
+        footnotes=document.footnotes_for(cited_notes(document, kind, start, end)),
+    )
+
+
+_ANCHOR = re.compile(r"^(?P<doc_id>.+)#c(?P<start>\d{1,12})-(?P<end>\d{1,12})$")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The text an anchor names, with its citation and optional surrounding sentences."""
+
+    anchor: str
+    text: str
+    citation: Citation
+    context: Context | None
+
+
+def resolve_anchor(documents: Mapping[str, Document], anchor: str, *, context: int = 0) -> Passage:
+    """``doc_id#c<start>-<end>`` -> that exact span of the document's canonical text."""
+    match = _ANCHOR.match(anchor.strip())
+    if match is None:
+        raise InvalidQueryError(
+            f"anchor must look like 'doc_id#c<start>-<end>' (as citations give it), got {anchor!r}"
+        )
+    doc_id, start, end = match["doc_id"], int(match["start"]), int(match["end"])
+    document = documents.get(doc_id)
+    if document is None:
+        raise DocumentNotFoundError(doc_id)
+    if not 0 <= start < end <= len(document.text):
+        raise InvalidQueryError(
+            f"span {start}-{end} is outside {doc_id!r}, whose text has {len(document.text)} "
+            "characters"
+        )
+    block = next((b for b in document.blocks if b.char_start <= start < b.char_end), None)
+    citation = citation_for(document, start, end, block.kind if block else "body")
+    around = context_around(document, start, end, context) if context else None
+    return Passage(citation.anchor, document.text[start:end], citation, around)

@@ -13,21 +13,19 @@ from typing import Any
 import numpy as np
 
 from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_in_passages
-from qa.chunk import cited_notes
 from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
 from qa.lexical import KANA_RANGES
-from qa.passages import Span, context_around, overlaps
+from qa.passages import Span, citation_for, context_around, overlaps
 from qa.types import (
     SEARCH_MODES,
-    Citation,
     Document,
     Hit,
+    Query,
     SearchMode,
     SearchResult,
-    anchor_for,
 )
 
 _COMPUTE = threading.Lock()
@@ -111,6 +109,7 @@ class Signals:
     fused: dict[int, float]
     ranked: list[tuple[int, float]]
     best_similarity: float | None  # undiscounted: the scale ``answerable`` is calibrated on
+    query: Query
 
 
 class Retriever:
@@ -187,6 +186,7 @@ class Retriever:
             confidence=confidence,
             unstated_quantities=unstated,
             timings_ms={k: round(v, 3) for k, v in timings.items()},
+            query=signals.query,
         )
 
     def document(self, doc_id: str) -> Document:
@@ -224,8 +224,9 @@ class Retriever:
         similarity: dict[int, float] = {}
         lexical: dict[int, float] = {}
         translated: list[str] = []
+        vector = None
         if mode in ("dense", "hybrid"):
-            similarity = self._dense(question, depth, allowed, timings)
+            similarity, vector = self._dense(question, depth, allowed, timings)
         hub, weight = self.index.hubness, self.fusion.hubness_weight
         dense = {row: score - weight * float(hub[row]) for row, score in similarity.items()}
         if mode in ("lexical", "hybrid"):
@@ -238,14 +239,16 @@ class Retriever:
         ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
         timings["fuse"] = (time.perf_counter() - tick) * 1000
         best = max(similarity.values()) if similarity else None
-        return Signals(dense, lexical, fused, ranked, best)
+        query = Query(question, tuple(translated), vector)
+        return Signals(dense, lexical, fused, ranked, best, query)
 
     def _dense(
         self, question: str, depth: int, allowed: set[int] | None, timings: dict[str, float]
-    ) -> dict[int, float]:
+    ) -> tuple[dict[int, float], Any]:
+        """Blended similarity of the candidates, and the question's vector (None if unused)."""
         total = len(self.index.chunks)
         if not total or allowed == set():
-            return {}
+            return {}, None
         # With a filter, rank everything (flat index: the same cost) and keep the allowed rows.
         k = total if allowed is not None else min(depth, total)
         with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
@@ -261,7 +264,7 @@ class Retriever:
             for r, s in zip(rows[0], scores[0], strict=True)
             if r >= 0 and (allowed is None or int(r) in allowed)
         ][:depth]
-        return self._with_sentences(found, vector[0])
+        return self._with_sentences(found, vector[0]), vector[0]
 
     def _with_sentences(self, found: list[tuple[int, float]], query: Any) -> dict[int, float]:
         """Blend each candidate's chunk similarity with its best sentence's."""
@@ -345,34 +348,17 @@ class Retriever:
                     rank=len(hits) + 1,
                     score=score,
                     text=text,
-                    citation=self._citation(document, span, chunk.kind),
+                    citation=citation_for(document, span.start, span.end, chunk.kind),
                     scores={k: v for k, v in scores.items() if v is not None},
                     context=context_around(document, span.start, span.end, context)
                     if context
                     else None,
+                    row=row,
                 )
             )
             if len(hits) == top_k:
                 break
         return tuple(hits)
-
-    def _citation(self, document: Document, span: Span, kind: str) -> Citation:
-        return Citation(
-            doc_id=document.doc_id,
-            title=document.title,
-            section=document.section_at(span.start),
-            char_start=span.start,
-            char_end=span.end,
-            line_start=document.line_of(span.start),
-            line_end=document.line_of(span.end - 1),
-            anchor=anchor_for(document.doc_id, span.start, span.end),
-            kind=kind,
-            page=document.page_of(span.start),
-            page_end=document.page_of(span.end - 1),
-            authors=document.authors,
-            date=document.date,
-            footnotes=document.footnotes_for(cited_notes(document, kind, span.start, span.end)),
-        )
 
 
 def validate_question(question: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
@@ -191,6 +191,17 @@ class Hit:
     citation: Citation
     scores: dict[str, float] = field(default_factory=dict)
     context: Context | None = None
+    row: int | None = field(default=None, compare=False)  # chunk row in the served generation
+
+
+@dataclass(frozen=True)
+class Query:
+    """What search computed from the question once, for later stages to reuse: its dictionary
+    translations (lexical terms) and its dense vector (None when no dense ranking ran)."""
+
+    text: str
+    translations: tuple[str, ...] = ()
+    vector: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -205,3 +216,4 @@ class SearchResult:
     # states: why ``answerable`` is false when it is set.
     unstated_quantities: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    query: Query | None = field(default=None, compare=False, repr=False)

@@ -1,0 +1,87 @@
+"""Answers and the spans their citations resolve to: ``POST /v1/answer``, ``GET /v1/passages``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+
+from api.routes import ERRORS, RetrieverDep
+from api.schemas import AnswerRequest, AnswerResponse, PassagePublic
+from qa.answer import Answer, answer_question
+from qa.passages import resolve_anchor
+from qa.retrieve import MAX_CONTEXT_SENTENCES
+from qa.serialize import answer_json, passage_json
+
+router = APIRouter()
+
+
+def passage_url(request: Request, anchor: str) -> str:
+    """Where a citation resolves in this service (absolute, as the client reached it)."""
+    return f"{request.url_for('passage')}?anchor={quote(anchor, safe='')}"
+
+
+def answer_body(request: Request, answer: Answer) -> AnswerResponse:
+    body = answer_json(answer)
+    for reference in body["references"]:
+        reference["url"] = passage_url(request, reference["citation"]["anchor"])
+    return AnswerResponse.model_validate(body)
+
+
+@router.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answers"])
+def answer(body: AnswerRequest, request: Request, current: RetrieverDep) -> AnswerResponse:
+    """The answer to a question, each sentence followed by a marker [n] whose reference is
+    that sentence's exact citation; a refusal (no references) when the corpus does not
+    answer, with the closest passages in ``hits``."""
+    composed = answer_question(
+        current,
+        body.question,
+        top_k=body.top_k,
+        mode=body.mode,
+        doc_ids=body.doc_ids,
+        section_prefix=body.section_prefix,
+        context=body.context,
+    )
+    return answer_body(request, composed)
+
+
+@router.get(
+    "/v1/passages",
+    name="passage",
+    response_model=PassagePublic,
+    responses=ERRORS,
+    tags=["documents"],
+)
+def passage(
+    request: Request,
+    current: RetrieverDep,
+    anchor: Annotated[
+        str,
+        Query(
+            min_length=4,
+            max_length=1000,
+            description="A citation anchor: doc_id#c<start>-<end>.",
+            examples=["indsr-2025-ch6-japan-supply-chain-security#c0-40"],
+        ),
+    ],
+    context: Annotated[
+        int, Query(ge=0, le=MAX_CONTEXT_SENTENCES, description="Sentences around the span.")
+    ] = 0,
+) -> PassagePublic | RedirectResponse:
+    """The exact span an anchor names, with its citation. A browser (asking for HTML first)
+    is sent to the research page's document view with the span highlighted."""
+    found = resolve_anchor(current.index.documents, anchor, context=context)
+    if _wants_html(request):
+        c = found.citation
+        query = urlencode(
+            {"view": "document", "open": c.doc_id, "span": f"{c.char_start}-{c.char_end}"}
+        )
+        return RedirectResponse(f"/?{query}", status_code=303)
+    return PassagePublic.model_validate(passage_json(found))
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return accept.split(",")[0].strip().startswith("text/html")

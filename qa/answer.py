@@ -1,0 +1,301 @@
+"""Answers composed from a search result, every sentence of them cited to its exact span.
+
+Extractive (the default, no model needed): the candidate sentences are the sentences of the
+top passages, the same sentence spans the index stored vectors for. Each is scored by
+
+    score = cos(sentence, question) + lexical_weight * covered + quantity_bonus * states_it
+            - rank_decay * (passage rank - 1)
+
+where ``covered`` is the IDF-weighted share of the question's terms (and, at half weight, its
+dictionary translations) the sentence contains, and ``states_it`` is 1 when the question asks
+for a quantity (``qa.answerable``) and the sentence states one in that unit. The best sentence
+opens the answer; up to two more follow while they score within ``margin`` of it. Sentences
+come in score order, none twice, each followed by its marker ``[n]``; reference ``n`` carries
+the sentence's own citation (anchor, span, section, page, the footnotes it cites).
+
+When the search judged the question unanswerable the answer is a refusal in the question's
+language naming the quantity the corpus does not state; the hits are then only the closest
+passages and are never cited as if they answered.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from qa.answerable import asked_quantities
+from qa.chunk import sentence_spans
+from qa.language import Language, question_language
+from qa.lexical import analyze, fold
+from qa.passages import citation_for
+from qa.types import Citation, Hit, SearchMode, SearchResult
+
+if TYPE_CHECKING:
+    from qa.retrieve import Retriever
+
+AnswerMethod = Literal["extractive", "generative", "refusal"]
+
+_VISIBLE = re.compile(r"\w")
+
+
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    passages: int = 5  # how many top passages offer sentences
+    max_sentences: int = 3
+    lexical_weight: float = 0.5
+    quantity_bonus: float = 0.15
+    rank_decay: float = 0.03
+    margin: float = 0.15  # a further sentence scores at least best - margin
+    # Share of the previous sentence's similarity a sentence inherits: the answer often
+    # follows the sentence that restates the question ("對台灣而言，日本的經驗亦提供了啟示。").
+    follow: float = 0.25
+    min_chars: int = 8  # shorter "sentences" are headings, list labels or stray markers
+    # Sentences of a footnotes block are mostly bibliography: a source, not a statement.
+    footnote_penalty: float = 0.1
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Marker ``[n]``: ``text == document.text[citation.char_start:citation.char_end]``."""
+
+    n: int
+    text: str
+    citation: Citation
+    hit_rank: int  # the passage (``SearchResult.hits[hit_rank - 1]``) the sentence is from
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # the answer with markers, or the refusal
+    method: AnswerMethod
+    language: Language
+    references: tuple[Reference, ...]
+    search: SearchResult
+    took_ms: float
+    # Generative answers only: sentences whose cited passage does not support them.
+    unsupported: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return self.method != "refusal"
+
+
+_REFUSAL: dict[Language, str] = {
+    "en": "The documents do not answer this question.",
+    "zh-Hant": "文件中找不到這個問題的答案。",
+    "zh-Hans": "文件中找不到这个问题的答案。",
+    "ja": "資料にはこの質問への答えが見当たりません。",
+}
+_UNSTATED: dict[Language, str] = {
+    "en": "They state no {} for it.",
+    "zh-Hant": "文件沒有提到相關的{}。",
+    "zh-Hans": "文件没有提到相关的{}。",
+    "ja": "該当する{}は記載されていません。",
+}
+_QUANTITY_NAMES: dict[Language, dict[str, str]] = {
+    "en": {"tonnage": "tonnage", "money": "sum of money", "percent": "percentage"},
+    "zh-Hant": {"tonnage": "噸數", "money": "金額", "percent": "百分比"},
+    "zh-Hans": {"tonnage": "吨数", "money": "金额", "percent": "百分比"},
+    "ja": {"tonnage": "トン数", "money": "金額", "percent": "割合"},
+}
+CLOSEST_LABEL: dict[Language, str] = {
+    "en": "Closest passages (not an answer):",
+    "zh-Hant": "最接近的段落（並非答案）：",
+    "zh-Hans": "最接近的段落（并非答案）：",
+    "ja": "最も近い箇所（答えではありません）：",
+}
+_OR: dict[Language, str] = {"en": " or ", "zh-Hant": "或", "zh-Hans": "或", "ja": "や"}
+
+
+def refusal_text(language: Language, unstated: Sequence[str]) -> str:
+    """The refusal, naming the kinds of number the corpus does not state when known."""
+    text = _REFUSAL[language]
+    names = [_QUANTITY_NAMES[language].get(q, q) for q in unstated]
+    if names:
+        joiner = " " if language == "en" else ""
+        text += joiner + _UNSTATED[language].format(_OR[language].join(names))
+    return text
+
+
+def refuse(result: SearchResult, started: float | None = None) -> Answer:
+    language = question_language(result.question)
+    return Answer(
+        question=result.question,
+        text=refusal_text(language, result.unstated_quantities),
+        method="refusal",
+        language=language,
+        references=(),
+        search=result,
+        took_ms=_since(started, result),
+    )
+
+
+def answer_question(
+    retriever: Retriever,
+    question: str,
+    *,
+    top_k: int = 5,
+    mode: SearchMode = "hybrid",
+    doc_ids: Sequence[str] | None = None,
+    section_prefix: str | None = None,
+    context: int = 0,
+    settings: ExtractiveSettings | None = None,
+) -> Answer:
+    """Search, then compose the extractive answer (or the refusal) from the hits."""
+    started = time.perf_counter()
+    result = retriever.search(
+        question,
+        top_k=top_k,
+        mode=mode,
+        doc_ids=doc_ids,
+        section_prefix=section_prefix,
+        context=context,
+    )
+    return extractive_answer(retriever, result, settings, started=started)
+
+
+def extractive_answer(
+    retriever: Retriever,
+    result: SearchResult,
+    settings: ExtractiveSettings | None = None,
+    *,
+    started: float | None = None,
+) -> Answer:
+    """The refusal, or the best one to three sentences of the top passages, each cited."""
+    if not result.answerable or not result.hits:
+        return refuse(result, started)
+    settings = settings or ExtractiveSettings()
+    candidates = score_sentences(retriever, result, settings)
+    chosen = choose(candidates, settings)
+    language = question_language(result.question)
+    references = tuple(
+        Reference(n=n, text=c.text, citation=c.citation, hit_rank=c.hit_rank, score=c.score)
+        for n, c in enumerate(chosen, start=1)
+    )
+    return Answer(
+        question=result.question,
+        text=join_sentences([f"{r.text}[{r.n}]" for r in references], language),
+        method="extractive",
+        language=language,
+        references=references,
+        search=result,
+        took_ms=_since(started, result),
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    citation: Citation
+    hit_rank: int
+    score: float
+
+
+def score_sentences(
+    retriever: Retriever, result: SearchResult, settings: ExtractiveSettings
+) -> list[Candidate]:
+    """Every sentence of the top passages with its score, best first."""
+    index = retriever.index
+    query = result.query
+    vector = query.vector if query is not None else None
+    if vector is None:
+        vector = retriever.embedder.encode_queries([result.question])[0]
+    terms = _weighted_terms(retriever, result)
+    total = sum(terms.values())
+    asked = asked_quantities(result.question)
+    candidates: list[Candidate] = []
+    for hit in result.hits[: settings.passages]:
+        if hit.row is None:
+            continue
+        chunk = index.chunks[hit.row]
+        document = index.documents[chunk.doc_id]
+        spans = sentence_spans(chunk.text)
+        vectors = _sentence_vectors(retriever, hit.row, chunk.text, spans)
+        similarities = vectors @ np.asarray(vector, dtype=np.float32)
+        headings = {h.char_start for h in document.headings}
+        previous = 0.0
+        for (start, end), own in zip(spans, similarities, strict=True):
+            similarity = float(own) + settings.follow * previous
+            previous = float(own)
+            text = chunk.text[start:end]
+            absolute = chunk.char_start + start
+            if len(_VISIBLE.findall(text)) < settings.min_chars or absolute in headings:
+                continue
+            folded = fold(text)
+            covered = sum(w for t, w in terms.items() if t in folded) / total if total else 0.0
+            states = any(q.stated.search(text) for q in asked)
+            score = (
+                float(similarity)
+                + settings.lexical_weight * covered
+                + (settings.quantity_bonus if states else 0.0)
+                - settings.rank_decay * (hit.rank - 1)
+                - (settings.footnote_penalty if chunk.kind == "footnotes" else 0.0)
+            )
+            citation = citation_for(document, absolute, chunk.char_start + end, chunk.kind)
+            candidates.append(Candidate(text, citation, hit.rank, score))
+    candidates.sort(key=lambda c: -c.score)
+    return candidates
+
+
+def choose(candidates: Sequence[Candidate], settings: ExtractiveSettings) -> list[Candidate]:
+    """The best candidate, then those within ``margin`` of it; no sentence twice."""
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        if chosen and candidate.score < chosen[0].score - settings.margin:
+            break
+        key = "".join(candidate.text.split())
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(candidate)
+        if len(chosen) == settings.max_sentences:
+            break
+    return chosen
+
+
+def join_sentences(parts: Sequence[str], language: Language) -> str:
+    """Chinese and Japanese sentences run on; others are separated by a space."""
+    return ("" if language != "en" else " ").join(parts)
+
+
+def _weighted_terms(retriever: Retriever, result: SearchResult) -> dict[str, float]:
+    """Folded question terms with their IDF; dictionary translations at half weight."""
+    lexical = retriever.index.lexical
+    weights: dict[str, float] = {}
+    for term, weight in lexical.weights_of(analyze(result.question)).items():
+        weights[term] = max(weights.get(term, 0.0), weight)
+    translations = result.query.translations if result.query is not None else ()
+    for term, weight in lexical.weights_of(translations).items():
+        weights[term] = max(weights.get(term, 0.0), weight / 2)
+    return weights
+
+
+def _sentence_vectors(
+    retriever: Retriever, row: int, text: str, spans: Sequence[tuple[int, int]]
+) -> Any:
+    """The vectors the index stored for this chunk's sentences (embedded now if it has none)."""
+    index = retriever.index
+    pointer = index.sentence_ptr
+    stored = index.sentence_vectors[int(pointer[row]) : int(pointer[row + 1])]
+    if len(stored) == len(spans):
+        return stored
+    return retriever.embedder.encode_passages([text[a:b] for a, b in spans])
+
+
+def _since(started: float | None, result: SearchResult) -> float:
+    if started is None:
+        return result.took_ms
+    return (time.perf_counter() - started) * 1000
+
+
+def closest_passages(answer: Answer, limit: int = 3) -> list[Hit]:
+    """The passages shown after a refusal (labelled, never cited as an answer)."""
+    return list(answer.search.hits[:limit])
