@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,7 +33,7 @@ from qa.chunk import sentence_spans
 from qa.language import Language, question_language
 from qa.lexical import analyze, fold
 from qa.passages import citation_for
-from qa.types import Citation, Hit, SearchMode, SearchResult
+from qa.types import Citation, SearchMode, SearchResult
 
 if TYPE_CHECKING:
     from qa.retrieve import Retriever
@@ -190,6 +190,23 @@ def extractive_answer(
     )
 
 
+def stream_extractive(
+    retriever: Retriever, result: SearchResult, settings: ExtractiveSettings | None = None
+) -> Iterator[str | Answer]:
+    """The answer's text piece by piece (a sentence and its marker at a time), then the
+    ``Answer`` itself as the last item: the shape every answer stream has (``qa.generate``)."""
+    answer = extractive_answer(retriever, result, settings)
+    if answer.method == "refusal":
+        yield answer.text
+        if answer.search.hits:
+            yield closest_text(answer)
+    else:
+        separator = "" if answer.language != "en" else " "
+        for i, reference in enumerate(answer.references):
+            yield f"{separator if i else ''}{reference.text}[{reference.n}]"
+    yield answer
+
+
 @dataclass(frozen=True)
 class Candidate:
     text: str
@@ -296,6 +313,14 @@ def _since(started: float | None, result: SearchResult) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def closest_passages(answer: Answer, limit: int = 3) -> list[Hit]:
-    """The passages shown after a refusal (labelled, never cited as an answer)."""
-    return list(answer.search.hits[:limit])
+def closest_text(answer: Answer, limit: int = 3, chars: int = 160) -> str:
+    """After a refusal in a chat: the closest passages, labelled as not an answer, each with
+    its anchor and no marker (they are not cited as answering)."""
+    lines = ["", "", CLOSEST_LABEL[answer.language]]
+    for hit in answer.search.hits[:limit]:
+        c = hit.citation
+        snippet = " ".join(hit.text.split())
+        snippet = snippet if len(snippet) <= chars else snippet[: chars - 1] + "…"
+        where = " > ".join(part for part in (c.title, c.section) if part)
+        lines.append(f"- {where}: “{snippet}” ({c.anchor})")
+    return "\n".join(lines)
