@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from qa.errors import ConfigError
 
@@ -35,6 +36,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     reload_interval: float = 2.0
     max_body_bytes: int = 64 * 1024
+    # Generative answers (``qa.generate``): an OpenAI-compatible server, off when None.
+    llm_base_url: str | None = None  # e.g. http://127.0.0.1:8080/v1
+    llm_model: str = ""
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_timeout: float = 60.0  # seconds for the whole reply (between stream chunks when streaming)
+    llm_connect_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,10 +60,39 @@ class Settings:
             api_keys=_list(env, "QA_API_KEYS"),
             cors_origins=_list(env, "QA_CORS_ORIGINS"),
             reload_interval=_float(env, "QA_RELOAD_INTERVAL", 2.0, low=0.0, high=3600.0),
+            llm_base_url=_url(env, "QA_LLM_BASE_URL"),
+            llm_model=_llm_model(env),
+            llm_api_key=env.get("QA_LLM_API_KEY", "").strip() or None,
+            llm_timeout=_float(env, "QA_LLM_TIMEOUT", 60.0, low=0.1, high=3600.0),
+            llm_connect_timeout=_float(env, "QA_LLM_CONNECT_TIMEOUT", 5.0, low=0.1, high=600.0),
         )
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) base URL without its trailing slash, or None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{name}={raw!r} is not an http:// or https:// URL "
+            "(an OpenAI-compatible base URL such as http://127.0.0.1:8080/v1)"
+        )
+    return raw.rstrip("/")
+
+
+def _llm_model(env: Mapping[str, str]) -> str:
+    model = env.get("QA_LLM_MODEL", "").strip()
+    if env.get("QA_LLM_BASE_URL", "").strip() and not model:
+        raise ConfigError(
+            "QA_LLM_MODEL must name the model to ask when QA_LLM_BASE_URL is set "
+            "(the name the server lists at GET <base URL>/models)"
+        )
+    return model
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:

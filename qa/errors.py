@@ -9,7 +9,9 @@ QAError
 ├── IndexCorruptError       the index files are unreadable or inconsistent
 ├── IndexLockedError        another build holds the index directory
 ├── DocumentNotFoundError   an unknown doc_id was requested
-└── InvalidQueryError       a question or option the retriever cannot serve
+├── InvalidQueryError       a question or option the retriever cannot serve
+└── UpstreamError           the model server (QA_LLM_BASE_URL) failed or answered garbage
+    └── UpstreamTimeoutError    it did not connect or answer within QA_LLM_TIMEOUT
 """
 
 from __future__ import annotations
@@ -57,4 +59,18 @@ class DocumentNotFoundError(QAError):
 
 
 class InvalidQueryError(QAError):
+    pass
+
+
+class UpstreamError(QAError):
+    """The model server failed: ``server`` is its base URL (never the API key), ``reason`` what
+    happened (connection refused, HTTP 500 and its message, a reply that is not JSON...)."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"model server {server}: {reason}")
+        self.server = server
+        self.reason = reason
+
+
+class UpstreamTimeoutError(UpstreamError):
     pass
