@@ -23,9 +23,35 @@ _STATUS: tuple[tuple[type[qa_errors.QAError], int, str], ...] = (
 )
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
+JSON_MEDIA_TYPE = "application/json"
+
+
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json``, parameters ignored: what FastAPI parses
+    as JSON (any other body reaches validation as bytes)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == JSON_MEDIA_TYPE or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _unsupported_media_type(content_type: str | None) -> JSONResponse:
+    got = f"got {content_type!r}" if content_type else "the request has no Content-Type"
+    return problem(
+        415,
+        "Unsupported Media Type",
+        f"the request body must be JSON sent as Content-Type: {JSON_MEDIA_TYPE}; {got}",
+        headers={"Accept-Post": JSON_MEDIA_TYPE},
+    )
 
 
 def _validation_detail(errors: list[Any]) -> str:
@@ -39,6 +65,10 @@ def _validation_detail(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
+def _on_body(error: Any) -> bool:
+    return tuple(error.get("loc", ()))[:1] == ("body",)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_qa_error(request: Request, exc: Exception) -> JSONResponse:
         for kind, status, title in _STATUS:
@@ -47,8 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(503, "Service unavailable", str(exc))
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-        return problem(422, "Invalid request", _validation_detail(list(errors)))
+        errors = list(exc.errors()) if isinstance(exc, RequestValidationError) else []
+        # A body route got a body it could not read as JSON because of its declared type: say
+        # which type it takes (415), not that the bytes are "not a dictionary" (422).
+        content_type = request.headers.get("content-type")
+        if not is_json(content_type) and any(_on_body(e) for e in errors):
+            return _unsupported_media_type(content_type)
+        return problem(422, "Invalid request", _validation_detail(errors))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500

@@ -31,6 +31,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (404, 422, 503)
 }
+# A route that takes a JSON body also answers 415 to a body sent as another media type.
+BODY_ERRORS: dict[int | str, dict[str, object]] = {**ERRORS, 415: ERRORS[422]}
 
 
 def retriever(request: Request, response: Response) -> Retriever:
@@ -83,7 +85,7 @@ def index_info(current: RetrieverDep) -> IndexPublic:
     )
 
 
-@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+@router.post("/v1/search", response_model=SearchResponse, responses=BODY_ERRORS, tags=["search"])
 def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
     result = current.search(
         body.question,

@@ -33,7 +33,11 @@ class SearchRequest(BaseModel):
     ] = None
     section_prefix: Annotated[
         str | None,
-        Field(max_length=500, description="Only passages whose section path starts with this."),
+        Field(
+            max_length=500,
+            description="Only passages whose section path (outer > inner), or one of its "
+            "headings at any level, starts with this; 422 listing section names when none does.",
+        ),
     ] = None
     context: Annotated[
         int,

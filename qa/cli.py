@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
     p.add_argument("--doc-id", action="append", dest="doc_ids", help="only this document (repeat)")
-    p.add_argument("--section", help="only passages whose section path starts with this")
+    p.add_argument(
+        "--section", help="only passages whose section path, or a heading in it, starts with this"
+    )
     p.add_argument("--context", type=int, default=0, help="sentences of context around hits")
     p.add_argument("--index", help="index directory")
     p.set_defaults(run=_search)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -206,11 +207,21 @@ class Retriever:
                 raise InvalidQueryError(f"unknown doc_ids: {', '.join(unknown)}")
         wanted = set(doc_ids or ())
         prefix = (section_prefix or "").strip()
-        return {
+        rows = [
             row
             for row, chunk in enumerate(self.index.chunks)
-            if (not wanted or chunk.doc_id in wanted) and chunk.section.startswith(prefix)
-        }
+            if not wanted or chunk.doc_id in wanted
+        ]
+        allowed = {row for row in rows if section_matches(self.index.chunks[row].section, prefix)}
+        if rows and not allowed:  # a filter that can match nothing is a mistake, not an answer
+            names = _section_names(self.index.chunks[row].section for row in rows)
+            listed = "; ".join(_closest(prefix, names, 6)) or "none (no headings)"
+            raise InvalidQueryError(
+                f"section_prefix {prefix!r} matches no section"
+                + (" of the documents in doc_ids" if wanted else "")
+                + f"; sections include: {listed}"
+            )
+        return allowed
 
     def _signals(
         self,
@@ -377,3 +388,26 @@ def validate_question(question: str) -> str:
 
 def _by_score(scores: dict[int, float]) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+SECTION_SEPARATOR = " > "
+
+
+def section_matches(section: str, prefix: str) -> bool:
+    """``section_prefix`` matching: the whole path (``outer > inner``) starts with ``prefix``, or
+    one of its headings does, at any level ("肆" finds "第六章 … > 肆、軍民融合…")."""
+    return section.startswith(prefix) or any(
+        heading.startswith(prefix) for heading in section.split(SECTION_SEPARATOR)
+    )
+
+
+def _section_names(sections: Iterable[str]) -> list[str]:
+    """Each heading of the section paths once, in order of appearance."""
+    names = (name for section in sections for name in section.split(SECTION_SEPARATOR))
+    return [name for name in dict.fromkeys(names) if name]
+
+
+def _closest(prefix: str, names: list[str], n: int) -> list[str]:
+    """Up to ``n`` names, those most like ``prefix`` first, then in order of appearance."""
+    close = difflib.get_close_matches(prefix, names, n=n, cutoff=0.3)
+    return [*close, *(name for name in names if name not in close)][:n]

@@ -353,6 +353,39 @@ def test_body_that_is_not_json_is_422(client: TestClient) -> None:
     assert "not valid JSON" in body["detail"]
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/json",
+        None,
+    ],
+)
+def test_body_not_sent_as_json_is_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v1/search", content=b'{"question": "x"}', headers=headers)
+    body = _assert_problem(response, 415)
+    assert "Content-Type: application/json" in body["detail"]
+    assert (repr(content_type) if content_type else "no Content-Type") in body["detail"]
+    assert "dictionary" not in body["detail"]
+    assert response.headers["accept-post"] == "application/json"
+    documented = client.get("/openapi.json").json()["paths"]["/v1/search"]["post"]["responses"]
+    assert "415" in documented
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"]
+)
+def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:
+    response = client.post(
+        "/v1/search", content=b'{"question": "x"}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_lone_surrogate_question_is_422_not_500(client: TestClient) -> None:
     response = client.post(
         "/v1/search",

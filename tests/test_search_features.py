@@ -12,6 +12,7 @@ from qa.answerable import MISSING_QUANTITY_CONFIDENCE, asked_quantities
 from qa.answerable import quantity_in_passages as stated_in
 from qa.errors import InvalidQueryError
 from qa.retrieve import Retriever
+from qa.types import Heading
 
 STEEL = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構 > 參、跨國併購與鋼鐵戰略自主"
 
@@ -29,8 +30,38 @@ def test_section_prefix_filter(corpus_retriever: Retriever) -> None:
         result = corpus_retriever.search("稀土 出口管制", top_k=5, mode=mode, section_prefix=STEEL)
         assert result.hits, mode
         assert all(h.citation.section.startswith(STEEL) for h in result.hits), mode
-    none = corpus_retriever.search("稀土", section_prefix="no such section")
-    assert none.hits == ()
+
+
+def test_section_prefix_matches_a_heading_at_any_level(corpus_retriever: Retriever) -> None:
+    """A prefix matches a heading at any level: 肆 finds 肆、軍民融合與造船產業布局."""
+    result = corpus_retriever.search("造船", top_k=5, section_prefix="肆")
+    assert result.hits
+    assert all(h.citation.section.split(" > ")[1].startswith("肆、軍民融合") for h in result.hits)
+    whole_path = corpus_retriever.search("造船", top_k=5, section_prefix="第六章")
+    assert whole_path.hits and all(h.citation.section.startswith("第六章") for h in whole_path.hits)
+
+
+@pytest.mark.parametrize("prefix", ["no such section", "柒、結論"])
+def test_section_prefix_matching_nothing_is_an_error(
+    corpus_retriever: Retriever, client: TestClient, prefix: str
+) -> None:
+    with pytest.raises(InvalidQueryError, match="matches no section") as info:
+        corpus_retriever.search("稀土", section_prefix=prefix)
+    assert "肆、軍民融合與造船產業布局" in str(info.value) or "陸、小結" in str(info.value)
+    response = client.post("/v1/search", json={"question": "稀土", "section_prefix": prefix})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    detail = response.json()["detail"]
+    assert prefix in detail and "sections include: " in detail
+    listed = detail.split("sections include: ")[1].split("; ")
+    assert 1 < len(listed) <= 6
+    assert set(listed) <= {h.title for h in _headings(corpus_retriever)}
+    with pytest.raises(InvalidQueryError, match="of the documents in doc_ids"):
+        corpus_retriever.search("稀土", doc_ids=[NEWS], section_prefix="肆")
+
+
+def _headings(retriever: Retriever) -> list[Heading]:
+    return [h for d in retriever.index.documents.values() for h in d.headings]
 
 
 def test_context_is_separate_and_exact(corpus_retriever: Retriever) -> None:
