@@ -12,13 +12,16 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from api.page import PUBLIC_PATHS as PAGE_PATHS
+from api.page import PUBLIC_PREFIXES as PAGE_PREFIXES
+from api.page import router as page_router
 from api.routes import router
 from api.state import ServiceState
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.retrieve import Retriever
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"}) | PAGE_PATHS
 
 
 def create_app(
@@ -48,10 +51,13 @@ def create_app(
         version="0.1.0",
         summary="Ranked passages with exact citation anchors.",
         lifespan=lifespan,
+        docs_url=None,  # api.page serves /docs and /redoc from local files, not a CDN
+        redoc_url=None,
     )
     app.state.service = state
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(page_router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -61,7 +67,12 @@ def create_app(
             expose_headers=["X-Index-Generation"],
         )
     if settings.api_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys, public=PUBLIC_PATHS)
+        app.add_middleware(
+            ApiKeyMiddleware,
+            keys=settings.api_keys,
+            public=PUBLIC_PATHS,
+            public_prefixes=PAGE_PREFIXES,
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

@@ -76,15 +76,25 @@ class BodyLimitMiddleware:
 
 
 class ApiKeyMiddleware:
-    """``Authorization: Bearer <key>`` on all paths but ``public``; constant-time comparison."""
+    """``Authorization: Bearer <key>`` on all paths but ``public`` and those starting with one of
+    ``public_prefixes``; constant-time comparison."""
 
-    def __init__(self, app: ASGIApp, *, keys: Iterable[str], public: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Iterable[str],
+        public: Iterable[str],
+        public_prefixes: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys]
         self.public = frozenset(public)
+        self.public_prefixes = tuple(public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.public or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
         presented = b""
