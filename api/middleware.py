@@ -8,13 +8,23 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import openai_error_body, openai_route
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, **headers: str) -> None:
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    ).encode()
+
+async def _send_problem(
+    scope: Scope, send: Send, status: int, title: str, detail: str, **headers: str
+) -> None:
+    """A problem-details response, or OpenAI's error shape on its routes (``api.errors``)."""
+    if openai_route(scope.get("path", "")):
+        code = "invalid_api_key" if status == 401 else "_".join(title.lower().split())
+        payload = openai_error_body(status, detail, code)
+        media = b"application/json"
+    else:
+        payload = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        media = b"application/problem+json"
+    body = json.dumps(payload).encode()
     raw_headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", media),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()),
     ]
@@ -40,10 +50,10 @@ class BodyLimitMiddleware:
             try:
                 too_large = int(headers[b"content-length"]) > self.max_bytes
             except ValueError:
-                await _send_problem(send, 400, "Bad request", "invalid Content-Length")
+                await _send_problem(scope, send, 400, "Bad request", "invalid Content-Length")
                 return
             if too_large:
-                await _send_problem(send, 413, "Request body too large", detail)
+                await _send_problem(scope, send, 413, "Request body too large", detail)
                 return
             await self.app(scope, receive, send)
             return
@@ -59,7 +69,7 @@ class BodyLimitMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await _send_problem(send, 413, "Request body too large", detail)
+                await _send_problem(scope, send, 413, "Request body too large", detail)
                 return
             if not message.get("more_body", False):
                 break
@@ -107,6 +117,7 @@ class ApiKeyMiddleware:
             matched |= hmac.compare_digest(presented, key)
         if not matched:
             await _send_problem(
+                scope,
                 send,
                 401,
                 "Unauthorized",

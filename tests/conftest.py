@@ -7,12 +7,18 @@ bundled documents are copied by name into a temporary corpus (``CORPUS``) that e
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -112,3 +118,59 @@ def small_corpus(tmp_path: Path) -> Path:
     )
     (root / "sub" / "ja.txt").write_text("レアアースの調達先を多様化する。\n", "utf-8")
     return root
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    host: str
+    port: int
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """``qa serve --no-ingest`` on a free port, serving the corpus index; always terminated."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("live-server")
+    log = workdir / "server.log"
+    env = {
+        **os.environ,
+        "QA_INDEX_DIR": str(corpus_settings.index_dir),
+        "QA_THREADS": "1",
+        "QA_RELOAD_INTERVAL": "0",
+    }
+    env.pop("QA_API_KEYS", None)
+    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as output:
+        # cwd: no ./index or ./corpus to fall back on
+        process = subprocess.Popen(
+            command, env=env, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited:\n{log.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"/readyz not 200 after 60 s:\n{log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield LiveServer(url, "127.0.0.1", port, log)
+    finally:
+        stop_process(process)

@@ -25,11 +25,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import ROOT, stop_process
+from conftest import ROOT, LiveServer
 from fastapi.testclient import TestClient
-
-from qa.config import Settings
-from qa.retrieve import Retriever
 
 pytestmark = pytest.mark.slow
 
@@ -52,61 +49,6 @@ loadtest = _load_loadtest()
 
 
 # --- the real server ---------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    host: str
-    port: int
-    log: Path
-
-
-@pytest.fixture(scope="module")
-def live_server(
-    corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """``qa serve --no-ingest`` on a free port, serving the corpus index; always terminated."""
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("live-server")
-    log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "QA_INDEX_DIR": str(corpus_settings.index_dir),
-        "QA_THREADS": "1",
-        "QA_RELOAD_INTERVAL": "0",
-    }
-    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as output:
-        # cwd: no ./index or ./corpus to fall back on
-        process = subprocess.Popen(
-            command, env=env, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited:\n{log.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"/readyz not 200 after 60 s:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield LiveServer(url, "127.0.0.1", port, log)
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(scope="module")
