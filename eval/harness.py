@@ -2,7 +2,7 @@
 
 - ``eval.gold``: the gold set (relevance = evidence containment, splits, baseline)
 - ``eval.beir``: BEIR-format datasets, ingested into an index of their own, document-level
-- ``eval.runs``: asking the retriever every question; TREC run files
+- ``eval.runs``: asking the retriever every question; TREC run files, one per mode
 - ``eval.metrics``: ranx scoring and significance; the shared report dictionary
 - ``eval.report``: terminal table, JSON, Markdown report and the recall@k plot
 
@@ -28,11 +28,12 @@ from eval.gold import (
 )
 from eval.metrics import Qrels, compare_modes
 from eval.metrics import score_runs as _score_runs
-from eval.report import format_report, json_report, markdown_report, write_report, write_run_file
-from eval.runs import RunDict, read_trec_run, trec_lines
+from eval.report import format_report, json_report, markdown_report, write_report, write_run_files
+from eval.runs import MODE_PLACEHOLDER, RunDict, read_trec_run, run_paths, trec_lines
 
 __all__ = [
     "METRICS",
+    "MODE_PLACEHOLDER",
     "GoldQuestion",
     "baseline_from_report",
     "baseline_regressions",
@@ -47,10 +48,11 @@ __all__ = [
     "markdown_report",
     "read_trec_run",
     "relevant_chunks",
+    "run_paths",
     "score_runs",
     "trec_lines",
     "write_report",
-    "write_run_file",
+    "write_run_files",
 ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import CURVE_DEPTH
-from eval.runs import trec_lines
+from eval.runs import run_paths, trec_lines
 
 PLOT_FILE = "recall_at_k.png"
 REPORT_FILE = "report.md"
@@ -34,12 +34,16 @@ def json_report(report: Mapping[str, Any]) -> str:
     )
 
 
-def write_run_file(report: Mapping[str, Any], path: Path) -> int:
-    """Write every mode's run as one TREC run file (tag = mode); returns the line count."""
-    lines = trec_lines(report["runs"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines), "utf-8")
-    return len(lines)
+def write_run_files(report: Mapping[str, Any], template: str | Path) -> dict[str, tuple[Path, int]]:
+    """Write each mode's run to its own TREC run file (``run_paths``; tag = mode): a valid run
+    for trec_eval and ranx. Returns ``{mode: (path, line count)}``."""
+    written = {}
+    for mode, path in run_paths(template, list(report["runs"])).items():
+        lines = trec_lines(report["runs"][mode], mode)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in lines), "utf-8")
+        written[mode] = (path, len(lines))
+    return written
 
 
 def _value(value: Any, digits: int = 3) -> str:

@@ -2,12 +2,16 @@
 
 ``run_mode`` turns a retriever's answers into a run (``{query: {unit: score}}``) at the unit being
 judged: a passage anchor on the gold set, a document id on BEIR.
+
+A TREC run file holds one run: trec_eval and ranx (``Run.from_file(path, kind="trec")``) read
+every line of a file into one run and ignore the tag column, so each mode goes to its own file
+(``run_paths``), tagged with the mode.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,26 +90,41 @@ def run_mode(
     return result
 
 
-def trec_lines(runs: Mapping[str, RunDict]) -> list[str]:
-    """TREC run lines ``qid Q0 docid rank score tag``, one tag per mode, best first per query.
+def trec_lines(run: RunDict, tag: str) -> list[str]:
+    """One run's TREC lines ``qid Q0 docid rank score tag``, best first per query.
 
-    Whitespace and ``%`` inside ids are percent-encoded (``read_trec_run`` decodes them), so
-    every line has exactly six fields.
+    Whitespace and ``%`` inside ids are percent-encoded (``read_trec_run`` decodes them; other
+    readers see the encoded id), so every line has exactly six fields.
     """
     lines = []
-    for tag, run in runs.items():
-        for qid in sorted(run):
-            ordered = sorted(run[qid].items(), key=lambda item: -item[1])
-            for rank, (docid, score) in enumerate(ordered, start=1):
-                lines.append(
-                    f"{_trec_token(qid)} Q0 {_trec_token(docid)} {rank} {score:.8g} "
-                    f"{_trec_token(tag)}"
-                )
+    for qid in sorted(run):
+        ordered = sorted(run[qid].items(), key=lambda item: -item[1])
+        for rank, (docid, score) in enumerate(ordered, start=1):
+            lines.append(
+                f"{_trec_token(qid)} Q0 {_trec_token(docid)} {rank} {score:.8g} {_trec_token(tag)}"
+            )
     return lines
 
 
+MODE_PLACEHOLDER = "{mode}"
+
+
+def run_paths(template: str | Path, modes: Sequence[str]) -> dict[str, Path]:
+    """The run file of each mode: ``{mode}`` in ``template`` is replaced by the mode
+    (``runs/{mode}.trec``); without it, a single mode writes to ``template`` itself and several
+    get the mode inserted before the suffix (``run.trec`` -> ``run.hybrid.trec``, ...)."""
+    text = str(template)
+    if MODE_PLACEHOLDER in text:
+        return {mode: Path(text.replace(MODE_PLACEHOLDER, mode)) for mode in modes}
+    path = Path(text)
+    if len(modes) == 1:
+        return {modes[0]: path}
+    return {mode: path.with_name(f"{path.stem}.{mode}{path.suffix}") for mode in modes}
+
+
 def read_trec_run(path: str | Path) -> dict[str, RunDict]:
-    """``{tag: {qid: {docid: score}}}`` from a TREC run file written by ``trec_lines``."""
+    """``{tag: {qid: {docid: score}}}`` from a TREC run file (one tag in files this package
+    writes; lines are grouped by tag, so a file that concatenates runs reads back apart)."""
     from urllib.parse import unquote
 
     runs: dict[str, RunDict] = {}

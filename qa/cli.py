@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("dev", "test", "all"), default="all", help="gold split")
     p.add_argument("--modes", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES))
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
-    p.add_argument("--run-out", type=Path, metavar="FILE", help="write a TREC run file")
+    p.add_argument(
+        "--run-out",
+        metavar="FILE",
+        help="write one TREC run file per mode: {mode} in FILE is replaced by the mode "
+        "(runs/{mode}.trec); without it, several modes go to FILE with the mode before its "
+        "suffix (run.trec -> run.hybrid.trec)",
+    )
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md + recall_at_k.png")
     p.add_argument(
         "--compare",
@@ -230,7 +236,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         format_report,
         json_report,
         write_report,
-        write_run_file,
+        write_run_files,
     )
     from qa.errors import ConfigError
 
@@ -284,8 +290,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         report["fusion"] = asdict(fusion)
     print(json_report(report) if args.json else format_report(report))
     if args.run_out:
-        lines = write_run_file(report, args.run_out)
-        print(f"wrote {lines} run lines to {args.run_out}", file=sys.stderr)
+        for mode, (path, lines) in write_run_files(report, args.run_out).items():
+            print(f"wrote {lines} {mode} run lines to {path}", file=sys.stderr)
     if args.report:
         markdown, plot = write_report(report, args.report)
         print(f"wrote {markdown} and {plot}", file=sys.stderr)

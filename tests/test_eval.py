@@ -24,6 +24,7 @@ from eval.harness import (
     markdown_report,
     read_trec_run,
     relevant_chunks,
+    run_paths,
     score_runs,
     trec_lines,
     write_report,
@@ -134,20 +135,28 @@ def test_significance_p_values_are_probabilities() -> None:
 
 
 def test_trec_run_file_round_trips(tmp_path: Path) -> None:
-    runs = {
-        "hybrid": {"q1": {"d#c0-5": 1.0, "d#c6-9": 0.5}, "q 2": {"doc 3%": 1.0}},
-        "lexical": {"q1": {"d#c6-9": 1.0}},
-    }
-    lines = trec_lines(runs)
+    run = {"q1": {"d#c0-5": 1.0, "d#c6-9": 0.5}, "q 2": {"doc 3%": 1.0}}
+    lines = trec_lines(run, "hybrid")
     assert lines[0] == "q 2".replace(" ", "%20") + " Q0 doc%203%25 1 1 hybrid"
-    assert lines[1:3] == ["q1 Q0 d#c0-5 1 1 hybrid", "q1 Q0 d#c6-9 2 0.5 hybrid"]
-    assert lines[3] == "q1 Q0 d#c6-9 1 1 lexical"
+    assert lines[1:] == ["q1 Q0 d#c0-5 1 1 hybrid", "q1 Q0 d#c6-9 2 0.5 hybrid"]
     for line in lines:  # qid Q0 docid rank score tag
         _, q0, _, rank, score, tag = line.split(" ")
-        assert q0 == "Q0" and int(rank) >= 1 and float(score) > 0 and tag in runs
+        assert q0 == "Q0" and int(rank) >= 1 and float(score) > 0 and tag == "hybrid"
     path = tmp_path / "run.trec"
     path.write_text("\n".join(lines) + "\n", "utf-8")
-    assert read_trec_run(path) == runs
+    assert read_trec_run(path) == {"hybrid": run}
+
+
+def test_run_paths_one_file_per_mode(tmp_path: Path) -> None:
+    modes = ["hybrid", "dense", "lexical"]
+    assert run_paths("runs/{mode}.trec", modes) == {m: Path(f"runs/{m}.trec") for m in modes}
+    assert run_paths("out/{mode}/run.txt", ["dense"]) == {"dense": Path("out/dense/run.txt")}
+    assert run_paths("run.trec", modes) == {m: Path(f"run.{m}.trec") for m in modes}
+    assert run_paths("runs/all", ["hybrid", "dense"]) == {
+        "hybrid": Path("runs/all.hybrid"),
+        "dense": Path("runs/all.dense"),
+    }
+    assert run_paths(tmp_path / "run.trec", ["hybrid"]) == {"hybrid": tmp_path / "run.trec"}
 
 
 # --- the gold set -------------------------------------------------------------------------------
@@ -256,7 +265,8 @@ def test_gold_cli_writes_json_run_and_report(
     argv = ["eval", "--gold", str(gold), "--split", "dev", "--modes", "hybrid", "lexical"]
     argv += ["--json", "--run-out", str(run_file), "--report", str(report_dir)]
     assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert "runs" not in out and out["split"] == "dev"
     assert {q["split"] for q in out["queries"]} == {"dev"}
     for mode in ("hybrid", "lexical"):
@@ -265,12 +275,52 @@ def test_gold_cli_writes_json_run_and_report(
     rows = out["significance"]["splits"]["dev"]
     assert {r["metric"] for r in rows} == {"mrr@10", "recall@5"}
     assert all(0.0 <= r["p_value"] <= 1.0 for r in rows)
-    runs = read_trec_run(run_file)
-    assert set(runs) == {"hybrid", "lexical"}
+    assert not run_file.exists()  # two modes: the mode goes before the suffix, one file each
+    runs = {}
+    for mode in ("hybrid", "lexical"):
+        path = tmp_path / f"run.{mode}.txt"
+        assert f"{mode} run lines to {path}" in captured.err
+        runs.update(read_trec_run(path))
+        assert list(read_trec_run(path)) == [mode]
     assert set(runs["hybrid"]) == {q["id"] for q in out["queries"]}
     assert all("#c" in anchor for ranking in runs["hybrid"].values() for anchor in ranking)
     assert (report_dir / "recall_at_k.png").read_bytes().startswith(PNG_SIGNATURE)
     assert main(["eval", "--gold", str(gold), "--split", "dev", "--write-baseline", "x"]) == 2
+
+
+def test_run_files_score_in_ranx_as_the_report_says(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    corpus_settings: Settings,
+    corpus_retriever: Retriever,
+    tmp_path: Path,
+) -> None:
+    """Each written file is a valid run on its own: ranx's own reader and the gold qrels give
+    the numbers the report printed (one file holding every mode gave ranx one merged run)."""
+    from ranx import Qrels, Run, evaluate
+
+    monkeypatch.setenv("QA_INDEX_DIR", str(corpus_settings.index_dir))
+    monkeypatch.setenv("QA_THREADS", "2")
+    monkeypatch.delenv("QA_EMBED_MODEL", raising=False)
+    template = tmp_path / "runs" / "{mode}.trec"
+    argv = ["eval", "--split", "test", "--json", "--run-out", str(template), "--compare", "none"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    index = corpus_retriever.index
+    judged = {
+        q.id: {anchor: 1 for anchor in relevant_chunks(q, index.chunks, index.documents)}
+        for q in load_gold(GOLD)
+        if q.answerable and q.split == "test"
+    }
+    qrels = Qrels({q: relevant for q, relevant in judged.items() if relevant})
+    for mode in ("hybrid", "dense", "lexical"):
+        run = Run.from_file(str(tmp_path / "runs" / f"{mode}.trec"), kind="trec")
+        assert run.name == mode
+        values = evaluate(qrels, run, list(GOLD_METRICS.values()), make_comparable=True)
+        printed = report["modes"][mode]["overall"]
+        assert printed["n"] == len(qrels.get_query_ids())
+        for name, ranx_name in GOLD_METRICS.items():
+            assert values[ranx_name] == pytest.approx(printed[name], abs=1e-9), (mode, name)
 
 
 def _is_png(path: Path) -> bool:
@@ -541,14 +591,17 @@ def test_beir_end_to_end(
     assert index.documents[titled[0].doc_id].title == "Photosynthesis"
 
     # ... yet it is one document in the run, under its exact BEIR id.
-    runs = read_trec_run(run_file)
-    assert set(runs) == {"hybrid", "dense", "lexical"}
     corpus_ids = {d["_id"] for d in BEIR_CORPUS}
-    lines = run_file.read_text("utf-8").splitlines()
-    for tag, run in runs.items():
+    runs = {}
+    for tag in ("hybrid", "dense", "lexical"):
+        path = tmp_path / f"run.{tag}.txt"
+        (run,) = read_trec_run(path).values()
+        runs[tag] = run
+        lines = path.read_text("utf-8").splitlines()
+        assert all(ln.split()[5] == tag for ln in lines)
         for qid, ranking in run.items():
             assert set(ranking) <= corpus_ids
-            docids = [ln.split()[2] for ln in lines if ln.split()[0] == qid and ln.endswith(tag)]
+            docids = [ln.split()[2] for ln in lines if ln.split()[0] == qid]
             assert len(docids) == len(set(docids)) == len(ranking)
     assert next(iter(runs["lexical"]["q-en"])) == "doc/1 é"
     assert list(runs["lexical"]["q-tide"]) == ["Doc-2"]
