@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -10,12 +11,16 @@ from fastapi.responses import RedirectResponse
 
 from api.routes import ERRORS, RetrieverDep
 from api.schemas import AnswerRequest, AnswerResponse, PassagePublic
-from qa.answer import Answer, answer_question
+from qa.answer import Answer, compose_answer
+from qa.config import Settings
+from qa.llm import llm_settings
 from qa.passages import resolve_anchor
 from qa.retrieve import MAX_CONTEXT_SENTENCES
 from qa.serialize import answer_json, passage_json
 
 router = APIRouter()
+# A generative answer also fails when the model server does (502) or does not answer (504).
+ANSWER_ERRORS: dict[int | str, dict[str, object]] = {**ERRORS, 502: ERRORS[503], 504: ERRORS[503]}
 
 
 def passage_url(request: Request, anchor: str) -> str:
@@ -30,13 +35,16 @@ def answer_body(request: Request, answer: Answer) -> AnswerResponse:
     return AnswerResponse.model_validate(body)
 
 
-@router.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS, tags=["answers"])
+@router.post("/v1/answer", response_model=AnswerResponse, responses=ANSWER_ERRORS, tags=["answers"])
 def answer(body: AnswerRequest, request: Request, current: RetrieverDep) -> AnswerResponse:
     """The answer to a question, each sentence followed by a marker [n] whose reference is
     that sentence's exact citation; a refusal (no references) when the corpus does not
-    answer, with the closest passages in ``hits``."""
-    composed = answer_question(
-        current,
+    answer, with the closest passages in ``hits``. With a model server configured
+    (``QA_LLM_BASE_URL``) the answer is generative and checked: ``unsupported`` lists its
+    sentences that their cited passages do not support."""
+    settings: Settings = request.app.state.service.settings
+    started = time.perf_counter()
+    result = current.search(
         body.question,
         top_k=body.top_k,
         mode=body.mode,
@@ -44,6 +52,7 @@ def answer(body: AnswerRequest, request: Request, current: RetrieverDep) -> Answ
         section_prefix=body.section_prefix,
         context=body.context,
     )
+    composed = compose_answer(current, result, llm_settings(settings), started=started)
     return answer_body(request, composed)
 
 

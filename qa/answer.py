@@ -36,6 +36,7 @@ from qa.passages import citation_for
 from qa.types import Citation, SearchMode, SearchResult
 
 if TYPE_CHECKING:
+    from qa.llm import LLMSettings
     from qa.retrieve import Retriever
 
 AnswerMethod = Literal["extractive", "generative", "refusal"]
@@ -324,3 +325,30 @@ def closest_text(answer: Answer, limit: int = 3, chars: int = 160) -> str:
         where = " > ".join(part for part in (c.title, c.section) if part)
         lines.append(f"- {where}: “{snippet}” ({c.anchor})")
     return "\n".join(lines)
+
+
+def stream_answer(
+    retriever: Retriever, result: SearchResult, llm: LLMSettings | None = None
+) -> Iterator[str | Answer]:
+    """Text pieces, then the ``Answer``: generative (``qa.generate``) when a model server is
+    configured (``qa.llm.llm_settings``), extractive otherwise."""
+    if llm is None:
+        return stream_extractive(retriever, result)
+    from qa.generate import stream_generative
+
+    return stream_generative(retriever, result, llm)
+
+
+def compose_answer(
+    retriever: Retriever,
+    result: SearchResult,
+    llm: LLMSettings | None = None,
+    *,
+    started: float | None = None,
+) -> Answer:
+    """The whole answer at once, generative or extractive as ``stream_answer`` chooses."""
+    if llm is None:
+        return extractive_answer(retriever, result, started=started)
+    from qa.generate import generative_answer
+
+    return generative_answer(retriever, result, llm, started=started)
