@@ -9,9 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
+from api.answers import router as answers_router
 from api.errors import install_error_handlers
+from api.mcp_server import MCP_PATH, McpEndpoint, build_server
 from api.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from api.openai import router as openai_router
 from api.page import PUBLIC_PATHS as PAGE_PATHS
 from api.page import PUBLIC_PREFIXES as PAGE_PREFIXES
 from api.page import router as page_router
@@ -28,6 +32,7 @@ def create_app(
     settings: Settings, *, embedder: Embedder | None = None, retriever: Retriever | None = None
 ) -> FastAPI:
     state = ServiceState(settings, retriever=retriever, embedder=embedder)
+    mcp = McpEndpoint(build_server(state.require), host=settings.host)  # tools follow reloads
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +44,8 @@ def create_app(
             else None
         )
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -56,7 +62,10 @@ def create_app(
     )
     app.state.service = state
     install_error_handlers(app)
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp))  # MCP over streamable HTTP
     app.include_router(router)
+    app.include_router(answers_router)
+    app.include_router(openai_router)
     app.include_router(page_router)
     if settings.cors_origins:
         app.add_middleware(

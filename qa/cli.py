@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ingest", action="store_true", help="serve the index as it is")
     p.set_defaults(run=_serve)
 
+    p = commands.add_parser("mcp", help="serve the MCP tools (search, answer, read) over stdio")
+    p.add_argument("--index", help="index directory")
+    p.set_defaults(run=_mcp)
+
     p = commands.add_parser("eval", help="evaluate retrieval on the gold set or a BEIR dataset")
     p.add_argument("--gold", type=Path, help="gold JSONL (default: QA_GOLD_PATH)")
     p.add_argument("--split", choices=("dev", "test", "all"), default="all", help="gold split")
@@ -225,6 +229,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
+def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from api.mcp_server import serve_stdio
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    serve_stdio(settings)
     return 0
 
 
