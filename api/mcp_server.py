@@ -108,6 +108,18 @@ def _result(structured: dict[str, Any], text: str) -> CallToolResult:
     )
 
 
+@contextmanager
+def _logging_untouched() -> Iterator[None]:
+    """``MCPServer()`` calls ``logging.basicConfig``; logging is the application's to set up."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def _http_request(ctx: Context[Any, Any]) -> Request | None:
     """The HTTP request a tool call came in (None over stdio, or called outside a session)."""
     try:
@@ -123,9 +135,8 @@ def build_server(
     lifespan: Callable[[MCPServer[Any]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> MCPServer[Any]:
     """The four tools over the ``Retriever`` that ``retriever()`` returns at each call."""
-    server: MCPServer[Any] = MCPServer(
-        NAME, instructions=INSTRUCTIONS, log_level="WARNING", lifespan=lifespan
-    )
+    with _logging_untouched():
+        server: MCPServer[Any] = MCPServer(NAME, instructions=INSTRUCTIONS, lifespan=lifespan)
 
     @server.tool(annotations=_READ_ONLY, structured_output=True)
     def search(
