@@ -74,7 +74,8 @@ SectionPrefix = Annotated[
     str | None,
     Field(
         max_length=500,
-        description="Only passages whose section path (headings joined by ' > ') starts with this.",
+        description="Only passages whose section path (headings joined by ' > '), or one of "
+        "its headings, starts with this.",
     ),
 ]
 Mode = Annotated[
