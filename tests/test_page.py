@@ -11,6 +11,7 @@ does when it runs as root) the module is skipped with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,45 +80,64 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def _serve(index_dir: Path, workdir: Path, **env: str) -> Iterator[str]:
-    """``qa serve --no-ingest`` on a free port until /readyz is 200; always terminated."""
-    port = _free_port()
-    log = workdir / f"server-{port}.log"
-    environ = {k: v for k, v in os.environ.items() if k != "QA_API_KEYS"}
-    environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
-    environ |= env
-    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
-        process = subprocess.Popen(
-            command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited:\n{log.read_text(errors='replace')}")
+class LiveServer:
+    """``qa serve --no-ingest`` on a free port, started at once; ``ready()`` waits for /readyz."""
+
+    def __init__(self, index_dir: Path, workdir: Path, **env: str) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = workdir / f"server-{port}.log"
+        environ = {k: v for k, v in os.environ.items() if k != "QA_API_KEYS"}
+        environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
+        environ |= env
+        command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        with open(self.log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
+            self.process = subprocess.Popen(
+                command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
+            )
+        self._ready = False
+
+    def ready(self) -> str:
+        deadline = time.monotonic() + 120
+        while not self._ready:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited:\n{self.log.read_text(errors='replace')}")
             if time.monotonic() > deadline:
-                pytest.fail(f"/readyz not 200 after 90 s:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop_process(process)
+                log = self.log.read_text(errors="replace")
+                pytest.fail(f"/readyz not 200 after 120 s:\n{log}")
+            with contextlib.suppress(httpx.TransportError):
+                self._ready = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            if not self._ready:
+                time.sleep(0.2)
+        return self.url
 
 
 @pytest.fixture(scope="module")
-def server(
+def servers(
     corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with _serve(corpus_settings.index_dir, tmp_path_factory.mktemp("page-server")) as url:
-        yield url
+) -> Iterator[dict[str, LiveServer]]:
+    """Two servers of the same index, started together so that the second (with API keys) loads
+    its model while the first one's tests run; both always terminated."""
+    workdir = tmp_path_factory.mktemp("page-servers")
+    started: dict[str, LiveServer] = {}
+    try:
+        started["open"] = LiveServer(corpus_settings.index_dir, workdir)
+        started["keyed"] = LiveServer(corpus_settings.index_dir, workdir, QA_API_KEYS=KEY)
+        yield started
+    finally:
+        for live in started.values():
+            stop_process(live.process)
+
+
+@pytest.fixture(scope="module")
+def server(servers: dict[str, LiveServer]) -> str:
+    return servers["open"].ready()
+
+
+@pytest.fixture
+def keyed_server(servers: dict[str, LiveServer]) -> str:
+    return servers["keyed"].ready()
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +173,11 @@ class Tab:
         """Type the question and press Enter, as a person would; wait for the passages."""
         self.page.fill("#q", question)
         self.page.press("#q", "Enter")
+        self.page.wait_for_function(
+            "q => document.getElementById('answer').dataset.question === q"
+            " || !document.getElementById('error').hidden",
+            arg=question,
+        )
         self.wait_for_result()
 
     def wait_for_result(self) -> None:
@@ -240,6 +264,14 @@ def _assert_not_blank(path: Path) -> None:
         assert len(grey.getcolors(maxcolors=256) or range(257)) > 16, f"{path} has no text"
 
 
+def _save_small_png(source: Path, target: Path) -> None:
+    """A copy in at most 256 colours: a page of text stays sharp at a fraction of the size."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image.convert("RGB").quantize(colors=256).save(target, optimize=True)
+
+
 def _cjk_fonts_used(page: Page, selector: str) -> list[str]:
     """The font families Chromium actually drew the element's text with (DevTools protocol)."""
     cdp = page.context.new_cdp_session(page)
@@ -287,7 +319,10 @@ def test_zh_hant_question_shows_answer_and_passages(
     if CJK_FONTS.exists():
         fonts = _cjk_fonts_used(tab.page, "#hits li.hit:first-child .hit-text")
         assert any("CJK TC" in f for f in fonts), fonts
-    _assert_not_blank(_screenshot(tab.page, shots / "zh-hant-laptop.png"))
+    shot = _screenshot(tab.page, shots / "zh-hant-laptop.png")
+    _assert_not_blank(shot)
+    if target := os.environ.get("QA_PAGE_SCREENSHOT"):  # the README's picture, docs/page.png
+        _save_small_png(shot, Path(target))
     tab.assert_clean()
 
 
@@ -504,12 +539,6 @@ def test_answer_markers_follow_the_answer_contract(server: str, open_tab: Any) -
     passage, and the document view highlighting exactly that sentence."""
     tab = open_tab(server)
     page = tab.page
-    schema = httpx.get(f"{server}/openapi.json", timeout=30).json()
-    schema["paths"].setdefault("/v1/answer", {"post": {}})
-    page.route(
-        "**/openapi.json",
-        lambda route: route.fulfill(json=schema),
-    )
     answered: list[dict[str, Any]] = []
 
     def answer(route: Route) -> None:
@@ -527,6 +556,21 @@ def test_answer_markers_follow_the_answer_contract(server: str, open_tab: Any) -
     page.click("#answer-text a.marker")
     _check_document_view(tab, server, sentence)
     tab.assert_clean()
+
+
+def test_without_the_answer_route_the_page_shows_the_passages(server: str, open_tab: Any) -> None:
+    """A server that predates ``POST /v1/answer`` (404) is asked ``POST /v1/search`` instead."""
+    tab = open_tab(server)
+    not_found = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "Not Found"}
+    tab.page.route("**/v1/answer", lambda route: route.fulfill(status=404, json=not_found))
+    tab.goto("/")
+    tab.ask(ZH_QUESTION)
+    assert "does not compose answers" in tab.page.text_content("#answer-text")
+    assert len(tab.hits()) == 5
+    tab.ask(EN_QUESTION)  # asked once: the next question goes to /v1/search directly
+    assert sum(u.endswith("/v1/answer") for u in tab.requests) == 1
+    assert sum(u.endswith("/v1/search") for u in tab.requests) == 2
+    tab.assert_clean(allow=(f"{RESOURCE_ERROR} 404",))
 
 
 # --- documents, docs, keys -------------------------------------------------------------------
@@ -570,34 +614,27 @@ def test_api_docs_work_offline(server: str, open_tab: Any) -> None:
     tab.assert_clean()
 
 
-def test_the_page_asks_for_a_key_once(
-    corpus_settings: Settings,
-    corpus_retriever: Retriever,
-    tmp_path_factory: pytest.TempPathFactory,
-    open_tab: Any,
-) -> None:
-    workdir = tmp_path_factory.mktemp("page-keys")
-    with _serve(corpus_settings.index_dir, workdir, QA_API_KEYS=KEY) as url:
-        tab = open_tab(url)
-        page = tab.page
-        tab.goto("/")  # the page itself is public
-        page.wait_for_selector("#key-dialog[open]")
-        page.fill("#key-input", "wrong")
-        page.click("#key-ok")
-        page.wait_for_function(
-            "() => document.getElementById('key-message').textContent.includes('refused')"
-        )
-        page.wait_for_selector("#key-dialog[open]")
-        page.fill("#key-input", KEY)
-        page.click("#key-ok")
-        page.wait_for_selector("#doc-filter input[type=checkbox]")
-        tab.ask(ZH_QUESTION)
-        assert len(tab.hits()) == 5
-        api_calls = [u for u in tab.requests if "/v1/" in u]
-        assert tab.authorization[api_calls[-1]] == f"Bearer {KEY}"
+def test_the_page_asks_for_a_key_once(keyed_server: str, open_tab: Any) -> None:
+    tab = open_tab(keyed_server)
+    page = tab.page
+    tab.goto("/")  # the page itself is public
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key-input", "wrong")
+    page.click("#key-ok")
+    page.wait_for_function(
+        "() => document.getElementById('key-message').textContent.includes('refused')"
+    )
+    page.wait_for_selector("#key-dialog[open]")
+    page.fill("#key-input", KEY)
+    page.click("#key-ok")
+    page.wait_for_selector("#doc-filter input[type=checkbox]")
+    tab.ask(ZH_QUESTION)
+    assert len(tab.hits()) == 5
+    api_calls = [u for u in tab.requests if "/v1/" in u]
+    assert tab.authorization[api_calls[-1]] == f"Bearer {KEY}"
 
-        page.reload()  # asked once: the key is remembered
-        tab.wait_for_result()
-        assert page.is_hidden("#key-dialog") and len(tab.hits()) == 5
-        assert page.is_visible("#forget-key")
-        tab.assert_clean(allow=(f"{RESOURCE_ERROR} 401",))
+    page.reload()  # asked once: the key is remembered
+    tab.wait_for_result()
+    assert page.is_hidden("#key-dialog") and len(tab.hits()) == 5
+    assert page.is_visible("#forget-key")
+    tab.assert_clean(allow=(f"{RESOURCE_ERROR} 401",))

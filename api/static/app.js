@@ -185,20 +185,23 @@
     return response.json();
   }
 
-  /** Which optional routes this server has, read from its OpenAPI schema (once). */
-  let capabilities = null;
-  function routes() {
-    if (!capabilities) {
-      capabilities = api("/openapi.json")
-        .then((schema) => new Set(Object.keys(schema.paths || {})))
-        .catch(() => null); // unknown: try the route and fall back on 404
-    }
-    return capabilities;
+  /** Routes a server may lack (an older one): tried once, then not again after a 404. */
+  const missing = new Set();
+
+  /** A 404 for the route itself (FastAPI's "Not Found"), not for a thing the route looked up. */
+  function routeMissing(error) {
+    return error instanceof ApiError && error.status === 404 && error.title === "Not Found";
   }
 
-  async function has(path) {
-    const known = await routes();
-    return known === null || known.has(path);
+  async function optional(path, options) {
+    if (missing.has(path)) return null;
+    try {
+      return await api(path, options);
+    } catch (error) {
+      if (!routeMissing(error)) throw error;
+      missing.add(path);
+      return null;
+    }
   }
 
   /* ---------------------------------------------------------------- URL state */
@@ -430,15 +433,11 @@
     return body;
   }
 
+  /** POST /v1/answer; a server without it (404) is asked POST /v1/search instead. */
   async function ask(state, signal) {
     const body = requestBody(state);
-    if (await has("/v1/answer")) {
-      try {
-        return { kind: "answer", ...(await api("/v1/answer", { method: "POST", body, signal })) };
-      } catch (error) {
-        if (!(error instanceof ApiError) || error.status !== 404) throw error;
-      }
-    }
+    const answer = await optional("/v1/answer", { method: "POST", body, signal });
+    if (answer) return { kind: "answer", ...answer };
     return { kind: "search", ...(await api("/v1/search", { method: "POST", body, signal })) };
   }
 
@@ -486,6 +485,7 @@
     setStatus(`${n} passage${n === 1 ? "" : "s"}${took}.`);
     renderAnswer(result, references);
     renderHits(result, references);
+    $("answer").dataset.question = result.question; // which question the page shows (tests wait on it)
   }
 
   function renderAnswer(result, references) {
@@ -509,7 +509,11 @@
     }
 
     if (result.kind === "answer") {
-      text.lang = result.language || langOf(result.answer);
+      // The answer quotes the corpus, so its script (not the question's language) picks the font;
+      // a Chinese answer to a Chinese question keeps the question's variant (zh-Hant, zh-Hans).
+      const script = langOf(result.answer);
+      const language = result.language || "";
+      text.lang = script === "zh" && language.startsWith("zh") ? language : script;
       const byNumber = new Map(references.map((r) => [r.n, r]));
       let last = 0;
       for (const match of result.answer.matchAll(/\[(\d+)\]/g)) {
@@ -694,12 +698,13 @@
   async function citationFor(doc, start, end, paths) {
     const anchor = `${doc.doc_id}#c${start}-${end}`;
     if (citations.has(anchor)) return citations.get(anchor);
-    if (await has("/v1/passages")) {
+    if (!missing.has("/v1/passages")) {
       try {
         const passage = await api(`/v1/passages?anchor=${encodeURIComponent(anchor)}`);
         if (passage && passage.citation) return { ...passage.citation, anchor };
-      } catch {
-        /* computed below from the document */
+      } catch (error) {
+        if (routeMissing(error)) missing.add("/v1/passages");
+        /* and compute it below from the document */
       }
     }
     let section = doc.title;
