@@ -26,8 +26,10 @@ from qa.answer import Answer, compose_answer, stream_answer
 from qa.config import Settings
 from qa.errors import ConfigError, UpstreamError, UpstreamTimeoutError
 from qa.generate import build_messages, generative_answer, stream_generative
+from qa.lexical import fold
 from qa.llm import LLMSettings, llm_settings
 from qa.retrieve import Retriever
+from qa.support import makes_claim, number_values, only_years
 from qa.types import SearchResult
 
 API_KEY = "sk-test-secret-4242"
@@ -262,6 +264,37 @@ def test_unsupported_and_uncited_claims_are_flagged(
     assert answer.text == " ".join(sentences)
     assert answer.unsupported == (wrong_number, wrong_passage, off_topic, uncited)
     assert _cited(answer) == sorted({n, other})
+
+
+def test_numbers_compare_as_values_across_scripts_and_scales() -> None:
+    def values(text: str) -> list[set[float]]:
+        return list(number_values(fold(text)).values())
+
+    assert values("US$14.1 billion") == [{14.1, 1.41e10}]
+    assert values("141 億美元")[0] & values("14.1 billion")[0] == {1.41e10}
+    assert values("５，５００ 公尺") == values("5,500 m") == [{5500.0}]
+    assert values("約 2 兆日圓")[0] & values("2 trillion yen")[0] == {2.0, 2e12}
+    assert values("[3] 2025 年") == [{3.0}, {2025.0}]  # markers are removed before this
+    assert only_years(fold("In June 2025")) and not only_years(fold("2025 年 6 月"))
+    assert not makes_claim("What did it cost?") and not makes_claim("Costs:")
+    assert not makes_claim("The passages do not say who negotiated the price.")
+    assert not makes_claim("文件中找不到這個問題的答案。")
+    assert makes_claim("Nippon Steel became the largest steelmaker in the United States.")
+
+
+def test_a_model_that_finds_no_answer_is_a_refusal(
+    corpus_retriever: Retriever, steel: tuple[SearchResult, int], scripted: ScriptedServer
+) -> None:
+    result, _ = steel
+    reply = "The passages do not say how much Nippon Steel paid."
+    scripted.script = Script(content=reply)
+    answer = generative_answer(corpus_retriever, result, scripted.llm())
+    assert (answer.method, answer.text, answer.references, answer.unsupported) == (
+        "refusal",
+        reply,
+        (),
+        (),
+    )
 
 
 def test_streaming_checks_each_sentence_before_it_is_sent(
