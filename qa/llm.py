@@ -4,8 +4,9 @@
 URL ends in ``/v1`` as OpenAI's does. ``chat`` returns the whole reply, ``stream_chat`` yields
 its text deltas from the server-sent events (``data: {...}`` lines, ending ``data: [DONE]``).
 
-Nothing here waits without a limit: connecting takes at most ``connect_timeout`` seconds,
-each wait for bytes at most ``timeout``, and a whole non-streamed reply at most ``timeout``.
+Nothing here waits without a limit: connecting takes at most ``connect_timeout`` seconds and
+each wait for bytes at most ``timeout``; a non-streamed reply still arriving ``timeout``
+seconds after the request began is abandoned (a stream may run longer while it keeps moving).
 A timeout raises ``UpstreamTimeoutError`` (HTTP 504 in ``api/``); a refused connection, a
 non-2xx status (with the server's own message) or a reply that is not a chat completion
 raises ``UpstreamError`` (502). Messages name the server by its base URL without any
