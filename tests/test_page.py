@@ -418,8 +418,17 @@ def test_the_shared_url_reproduces_the_result(server: str, open_tab: Any) -> Non
     )
     print("page timings (ms from navigation start):", json.dumps(timings))
     assert 0 < timings["load_ms"] < 5000 and 0 < timings["first_answer_ms"] < 10000, timings
-    first.assert_clean()
-    second.assert_clean()
+
+    # A document view's URL, opened afresh, shows the same span and the same reference.
+    best = first.hits()[0]["text"]
+    first.page.click("#hits li.hit:first-child a.show-doc")
+    first.page.wait_for_selector("#doc-text mark.cited")
+    third = open_tab(server)
+    third.page.goto(first.page.url)
+    _check_document_view(third, server, best)
+    assert third.page.text_content("#citation-text") == first.page.text_content("#citation-text")
+    for tab in (first, second, third):
+        tab.assert_clean()
 
 
 def test_errors_are_shown_in_words(server: str, open_tab: Any) -> None:

@@ -593,8 +593,8 @@
       const end = at(ref.citation.char_end - c.char_start);
       if (start < last) continue;
       body.append(hit.text.slice(last, start));
-      body.append(el("sup", { class: "ref-tag", "aria-hidden": "true" }, `[${ref.n}]`));
-      body.append(el("mark", { class: "answer-sentence", "data-ref": ref.n }, hit.text.slice(start, end)));
+      // The [n] tag is drawn by CSS (::before), so the passage's text stays the corpus's text.
+      body.append(el("mark", { class: "answer-sentence", "data-ref": ref.n, title: `Cited as [${ref.n}]` }, hit.text.slice(start, end)));
       last = end;
     }
     body.append(hit.text.slice(last));
