@@ -78,15 +78,25 @@ class ScriptedServer:
         )
 
     async def _events(self, script: Script) -> AsyncIterator[str]:
+        """As OpenAI streams: a role-only chunk, content deltas (with a keep-alive comment
+        among them), a chunk with only ``finish_reason``, then ``[DONE]``."""
+        yield _event({"role": "assistant"})
         for i, delta in enumerate(script.deltas or [script.content]):
-            chunk = {"object": "chat.completion.chunk", "choices": [{"delta": {"content": delta}}]}
-            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+            yield _event({"content": delta})
             if i == 0:
+                yield ": keep-alive\n\n"
                 await asyncio.sleep(script.pause)
+        yield _event({}, finish_reason="stop")
         yield "data: [DONE]\n\n"
 
     def llm(self, timeout: float = 5.0) -> LLMSettings:
         return LLMSettings(self.base_url, "scripted-model", API_KEY, timeout=timeout)
+
+
+def _event(delta: dict[str, str], finish_reason: str | None = None) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+    chunk = {"object": "chat.completion.chunk", "choices": [choice]}
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +331,18 @@ def test_streaming_checks_each_sentence_before_it_is_sent(
     assert answer.text == first + second
     assert answer.unsupported == (second,)  # the passage says 接近 100%, not 35%
     assert _cited(answer) == [n] and answer.language == "zh-Hant"
+
+
+def test_a_server_that_does_not_stream_is_read_whole(
+    corpus_retriever: Retriever, steel: tuple[SearchResult, int], scripted: ScriptedServer
+) -> None:
+    result, n = steel
+    reply = f"Nippon Steel paid about US$14.1 billion for U.S. Steel [{n}]."
+    message = {"role": "assistant", "content": reply}
+    scripted.script = Script(raw=json.dumps({"choices": [{"index": 0, "message": message}]}))
+    *pieces, answer = stream_generative(corpus_retriever, result, scripted.llm())
+    assert scripted.requests[0]["body"]["stream"] is True
+    assert pieces == [reply] and isinstance(answer, Answer) and answer.text == reply
 
 
 def test_refusal_does_not_ask_the_model(
