@@ -73,7 +73,7 @@ _SCALE = {
 }
 # "The passages do not say ...": not a claim, needs no marker (matched on NFKC lower case).
 _NO_ANSWER = re.compile(
-    r"(passage|document|source|text|context)s?\b.{0,40}\b(not|no|n't|neither|nothing)\b"
+    r"(passage|document|source|text|context)s?\b.{0,40}(\b(not|no|neither|nothing)\b|n['’]t)"
     r"|(文件|段落|資料|资料|文獻|文献|內容|内容|原文).{0,15}(沒有|没有|未|無|无|找不到|並未|并未|不)"
     r"|(資料|文書|箇所|文献|パッセージ).{0,20}(ない|ません|見当たら)"
 )

@@ -288,6 +288,7 @@ def test_numbers_compare_as_values_across_scripts_and_scales() -> None:
     assert only_years(fold("In June 2025")) and not only_years(fold("2025 年 6 月"))
     assert not makes_claim("What did it cost?") and not makes_claim("Costs:")
     assert not makes_claim("The passages do not say who negotiated the price.")
+    assert not makes_claim("The documents don’t state the price.")
     assert not makes_claim("文件中找不到這個問題的答案。")
     assert makes_claim("Nippon Steel became the largest steelmaker in the United States.")
 
