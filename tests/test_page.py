@@ -607,6 +607,9 @@ def test_documents_list_and_a_document_without_a_span(server: str, open_tab: Any
     outline = tab.page.eval_on_selector_all("#outline-list a", "as => as.map(a => a.textContent)")
     assert "參、跨國併購與鋼鐵戰略自主" in outline
     assert tab.page.locator("#doc-text a.fnref").count() > 20
+    if CJK_FONTS.exists():  # Chinese in Traditional Chinese glyphs, a Japanese note in Japanese
+        assert any("CJK TC" in f for f in _cjk_fonts_used(tab.page, "#doc-title"))
+        assert any("CJK JP" in f for f in _cjk_fonts_used(tab.page, "#doc-text .fndef[lang=ja]"))
     tab.assert_clean()
 
 

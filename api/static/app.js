@@ -898,7 +898,10 @@
       const classes = [];
       if (block && block.kind !== "body") classes.push(`block-${block.kind}`);
       if (note >= 0) classes.push("fndef", `fndef-${note}`);
-      if (classes.length) node = el("span", { class: classes.join(" ") }, node);
+      // A note quoting a Japanese title in a Chinese document gets Japanese glyphs.
+      const noteLang = note >= 0 ? langOf(doc.footnotes[note].text) : null;
+      const lang = noteLang && noteLang !== box.lang ? noteLang : null;
+      if (classes.length) node = el("span", { class: classes.join(" "), lang }, node);
       fragment.append(node);
     }
     for (const id of anchorsAt.get(length) || []) fragment.append(el("span", { id, class: "anchor" }));
