@@ -27,10 +27,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.answers import passage_url
-from api.errors import OpenAIRequestError
+from api.errors import OpenAIRequestError, openai_error_body
 from api.routes import RetrieverDep
-from qa.answer import Answer, stream_extractive
-from qa.errors import InvalidQueryError
+from qa.answer import Answer, stream_answer
+from qa.errors import InvalidQueryError, QAError, UpstreamTimeoutError
+from qa.llm import LLMSettings, llm_settings
 from qa.retrieve import MAX_CONTEXT_SENTENCES, MAX_TOP_K, Retriever
 from qa.serialize import answer_json
 from qa.types import SearchMode
@@ -105,7 +106,8 @@ def chat_completions(
 ) -> dict[str, Any] | StreamingResponse:
     _check_model(body.model)
     question = last_user_text(body.messages)
-    pieces = _answer_stream(current, body, question)
+    llm = llm_settings(request.app.state.service.settings)
+    pieces = _answer_stream(current, body, question, llm)
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     if body.stream:
         first = next(pieces)  # search (and any error) before the response starts
@@ -166,7 +168,7 @@ def _check_model(model: str) -> None:
 
 
 def _answer_stream(
-    retriever: Retriever, body: ChatCompletionRequest, question: str
+    retriever: Retriever, body: ChatCompletionRequest, question: str, llm: LLMSettings | None
 ) -> Iterator[str | Answer]:
     result = retriever.search(
         question,
@@ -176,7 +178,7 @@ def _answer_stream(
         section_prefix=body.section_prefix,
         context=body.context,
     )
-    return stream_extractive(retriever, result)
+    return stream_answer(retriever, result, llm)
 
 
 def _collect(pieces: Iterator[str | Answer]) -> tuple[str, Answer]:
@@ -242,14 +244,19 @@ def _sse(
 
     yield chunk({"role": "assistant", "content": ""})
     content: list[str] = []
-    for piece in _chain(first, rest):
-        if isinstance(piece, Answer):
-            text = "".join(content)
-            notes = url_citations(request, text, piece)
-            yield chunk({"annotations": notes}, "stop", citeqa=_extra(request, piece))
-            break
-        content.append(piece)
-        yield chunk({"content": piece})
+    try:
+        for piece in _chain(first, rest):
+            if isinstance(piece, Answer):
+                text = "".join(content)
+                notes = url_citations(request, text, piece)
+                yield chunk({"annotations": notes}, "stop", citeqa=_extra(request, piece))
+                break
+            content.append(piece)
+            yield chunk({"content": piece})
+    except QAError as exc:  # the model server failed mid-answer: the status is already sent
+        status = 504 if isinstance(exc, UpstreamTimeoutError) else 502
+        error = openai_error_body(status, str(exc), "upstream_error")
+        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"
 
 

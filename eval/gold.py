@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.answers import evaluate_answers
 from eval.metrics import summarize
 from eval.runs import ModeRun, Query, run_mode
 from qa.retrieve import Retriever
@@ -33,7 +34,14 @@ METRICS = {
 }
 COMPARE_METRICS = ("mrr@10", "recall@5")
 BASELINE_MODE = "hybrid"
-BASELINE_METRICS = (*METRICS, "unanswerable_flagged", "answerable_misflagged")
+BASELINE_METRICS = (
+    *METRICS,
+    "unanswerable_flagged",
+    "answerable_misflagged",
+    "answer_hit_rate",
+    "refusal_rate",
+)
+ANSWER_METRICS = ("answer_hit_rate", "refusal_rate")  # from ``eval.answers``
 LOWER_IS_BETTER = frozenset({"answerable_misflagged"})
 BASELINE_COMMAND = "qa ingest && qa eval --modes hybrid --write-baseline eval/baseline.json"
 
@@ -151,9 +159,19 @@ def evaluate_gold(
         scopes=[*SPLITS, "all"] if split == "all" else [split],
         stat_test=stat_test,
     )
+    answers = (
+        {
+            scope: asdict(scores)
+            for scope, scores in evaluate_answers(retriever, questions).items()
+            if scope in report["scopes"]
+        }
+        if BASELINE_MODE in runs
+        else {}
+    )
     return {
         "gold": str(gold_path),
         "gold_fingerprint": gold_fingerprint(everything),
+        "answers": answers,
         "split": split,
         "embed_model": retriever.embedder.model_id,
         "chunks": len(index.chunks),
@@ -179,12 +197,18 @@ def baseline_from_report(report: Mapping[str, Any], mode: str = BASELINE_MODE) -
             **{
                 m: _round(values["answerable_flag"][m])
                 for m in BASELINE_METRICS
-                if m not in METRICS
+                if m not in METRICS and m not in ANSWER_METRICS
+            },
+            **{
+                m: _round(report.get("answers", {}).get(split, {}).get(m))
+                for m in ANSWER_METRICS
+                if mode == BASELINE_MODE
             },
         }
     return {
-        "about": "hybrid retrieval on the gold set; tests/test_eval.py fails if a metric falls "
-        "more than 0.001 below these (answerable_misflagged: rises above)",
+        "about": "hybrid retrieval and extractive answers on the gold set; tests/test_eval.py "
+        "fails if a metric falls more than 0.001 below these (answerable_misflagged: rises "
+        "above)",
         "command": BASELINE_COMMAND,
         "gold": "eval/gold.jsonl",
         "gold_fingerprint": report["gold_fingerprint"],

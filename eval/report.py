@@ -195,6 +195,22 @@ def _sections(report: Mapping[str, Any], markdown: bool) -> list[tuple[str, list
     ]
     headers = ["mode", "split", "unanswerable", "flagged", "answerable", "misflagged"]
     sections.append(("Answerable flag (SearchResult.answerable)", _table(headers, rows, markdown)))
+    answers = report.get("answers") or {}
+    rows = [
+        [
+            scope,
+            str(values["answerable"]),
+            _value(values["answer_hit_rate"]),
+            str(values["unanswerable"]),
+            _value(values["refusal_rate"]),
+            _value(values["sentences"], 2),
+        ]
+        for scope, values in answers.items()
+    ]
+    if rows:
+        title = "Answers (extractive, from the top 5 hybrid passages)"
+        headers = ["split", "answerable", "answer_hit_rate", "unanswerable", "refusal_rate"]
+        sections.append((title, _table([*headers, "sentences"], rows, markdown)))
     return sections
 
 

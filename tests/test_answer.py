@@ -211,3 +211,38 @@ def test_passage_errors_are_specific(
     response = client.get("/v1/passages", params={"anchor": anchor})
     assert response.status_code == status
     assert words in response.json()["detail"]
+
+
+def test_answer_hit_needs_the_evidence_inside_the_cited_sentences() -> None:
+    from eval.answers import answer_contains_evidence, score_answers
+    from eval.gold import GoldQuestion
+    from qa.answer import Answer, Reference
+    from qa.passages import citation_for
+    from qa.types import Document, SearchResult
+
+    text = "甲公司收購乙公司。總額為 141 億美元。其他句子。"
+    document = Document("d", "t", "d.txt", text, "h")
+
+    def answer(*spans: tuple[int, int]) -> Answer:
+        refs = tuple(
+            Reference(n, text[a:b], citation_for(document, a, b), 1, 1.0)
+            for n, (a, b) in enumerate(spans, start=1)
+        )
+        method = "extractive" if spans else "refusal"
+        result = SearchResult("q", "hybrid", (), 1.0)
+        return Answer("q", "", method, "zh-Hant", refs, result, 1.0)
+
+    question = GoldQuestion("g", "q", "zh-tw", True, "", "d", ("收購乙公司。總額為141億美元",), ())
+    documents = {"d": document}
+    first, second, third = (0, 9), (9, 22), (22, 27)
+    assert answer_contains_evidence(question, answer(second, first), documents)  # adjacent: one run
+    assert not answer_contains_evidence(question, answer(second), documents)
+    assert not answer_contains_evidence(question, answer(first, third), documents)
+    assert not answer_contains_evidence(question, answer(), documents)  # a refusal misses
+    unanswerable = GoldQuestion("u", "q", "zh-tw", False, "", None, (), ())
+    scores = score_answers(
+        [question, unanswerable],
+        {"g": answer(first, second), "u": answer()},
+        documents,
+    )
+    assert (scores.answer_hit_rate, scores.refusal_rate, scores.sentences) == (1.0, 1.0, 2.0)

@@ -100,7 +100,7 @@ def _event(delta: dict[str, str], finish_reason: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_server() -> Iterator[ScriptedServer]:
+def model_server() -> Iterator[ScriptedServer]:
     server = ScriptedServer()
     app = Starlette(routes=[Route("/v1/chat/completions", server.completions, methods=["POST"])])
     sock = socket.socket()
@@ -120,10 +120,10 @@ def live_server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
-def scripted(live_server: ScriptedServer) -> ScriptedServer:
-    live_server.script = Script()
-    live_server.requests.clear()
-    return live_server
+def scripted(model_server: ScriptedServer) -> ScriptedServer:
+    model_server.script = Script()
+    model_server.requests.clear()
+    return model_server
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +137,10 @@ def steel(corpus_retriever: Retriever) -> tuple[SearchResult, int]:
 
 @pytest.fixture(scope="module")
 def http(
-    corpus_settings: Settings, corpus_retriever: Retriever, live_server: ScriptedServer
+    corpus_settings: Settings, corpus_retriever: Retriever, model_server: ScriptedServer
 ) -> Iterator[TestClient]:
     settings = corpus_settings.with_(
-        llm_base_url=live_server.base_url,
+        llm_base_url=model_server.base_url,
         llm_model="scripted-model",
         llm_api_key=API_KEY,
         llm_timeout=1.0,
@@ -468,3 +468,77 @@ def test_answer_route_maps_model_server_failures(
     assert problem["title"] == title
     assert problem["detail"] == f"model server {scripted.base_url}: {says}"
     assert API_KEY not in response.text
+
+
+# --- the OpenAI-compatible surface, answering generatively ----------------------------------
+
+
+def _openai(http: TestClient) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="any", http_client=http)
+
+
+def test_chat_completion_is_generative_with_checked_markers(
+    http: TestClient, steel: tuple[SearchResult, int], scripted: ScriptedServer
+) -> None:
+    _, n = steel
+    scripted.script = Script(content=f"Nippon Steel paid about US$14.1 billion [{n}][9].")
+    completion = _openai(http).chat.completions.create(
+        model="citeqa", messages=[{"role": "user", "content": STEEL_QUESTION}]
+    )
+    message = completion.choices[0].message
+    assert message.content == f"Nippon Steel paid about US$14.1 billion [{n}]."  # [9] removed
+    (annotation,) = message.annotations or []
+    cited = annotation.url_citation
+    assert message.content[cited.start_index : cited.end_index] == f"[{n}]"
+    extra = completion.model_extra["citeqa"]
+    assert extra["method"] == "generative" and [r["n"] for r in extra["references"]] == [n]
+    assert "[1]" in scripted.requests[0]["body"]["messages"][-1]["content"]
+
+
+def test_chat_stream_sends_only_checked_sentences(
+    http: TestClient, steel: tuple[SearchResult, int], scripted: ScriptedServer
+) -> None:
+    _, n = steel
+    deltas = [
+        "Nippon Steel paid about",
+        f" US$14.1 billion [{n}][",
+        "7]. It paid",
+        " $3 [",
+        f"{n}].",
+    ]
+    scripted.script = Script(deltas=deltas)
+    stream = _openai(http).chat.completions.create(
+        model="citeqa", messages=[{"role": "user", "content": STEEL_QUESTION}], stream=True
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream]
+    content = "".join(pieces)
+    assert "[7]" not in content and content.count(f"[{n}]") == 2
+    assert pieces.count(f"Nippon Steel paid about US$14.1 billion [{n}].") == 1
+
+
+def test_chat_reports_model_server_failures_in_openai_shape(
+    http: TestClient, steel: tuple[SearchResult, int], scripted: ScriptedServer
+) -> None:
+    import openai
+
+    client = _openai(http)
+    question = [{"role": "user", "content": STEEL_QUESTION}]
+    scripted.script = Script(status=500, raw='{"error": {"message": "model crashed"}}')
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model="citeqa", messages=question)
+    assert failed.value.status_code == 502 and "model crashed" in failed.value.message
+    assert API_KEY not in failed.value.message
+    scripted.script = Script(content="late", sleep=3.0)
+    with pytest.raises(openai.APIStatusError) as slow:
+        client.chat.completions.create(model="citeqa", messages=question, stream=True)
+    assert slow.value.status_code == 504
+    _, n = steel
+    first = f"Nippon Steel paid about US$14.1 billion [{n}]."
+    scripted.script = Script(deltas=[first + " It also", " never finishes."], pause=3.0)
+    received = []
+    with pytest.raises(openai.APIError, match="no reply in 1 s"):
+        for chunk in client.chat.completions.create(model="citeqa", messages=question, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == first  # what was checked was sent; then the error, not a hang
