@@ -442,7 +442,13 @@ def test_errors_are_shown_in_words(server: str, open_tab: Any) -> None:
     tab.page.fill("#q", "   ")
     tab.page.press("#q", "Enter")
     assert tab.page.text_content("#error") == "Type a question first."
-    tab.assert_clean(allow=(f"{RESOURCE_ERROR} 422",))
+    tab.goto("/?view=document&open=no-such-document&span=0-5")
+    tab.page.wait_for_selector("#error:not([hidden])")
+    assert tab.page.text_content("#error").startswith("Document not found")
+    tab.goto(f"/?view=document&open={NEWS}&span=5-999999")
+    tab.page.wait_for_selector("#error:not([hidden])")
+    assert "not in the document" in tab.page.text_content("#error")
+    tab.assert_clean(allow=(f"{RESOURCE_ERROR} 422", f"{RESOURCE_ERROR} 404"))
 
 
 # --- checking a citation ---------------------------------------------------------------------

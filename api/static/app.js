@@ -410,7 +410,8 @@
       $("q").focus();
       return;
     }
-    navigate(askUrl(state));
+    const url = askUrl(state);
+    navigate(url, url === location.pathname + location.search); // asking again adds no entry
   }
 
   /* ---------------------------------------------------------------- asking */
