@@ -1,33 +1,28 @@
 """Does the corpus answer the question? A calibrated guess from two retrieval signals.
 
 - ``dense_top``: the best passage's dense score (chunk and best-sentence cosine, blended as
-  the retriever ranks; its scale is the model's);
+  the retriever ranks; its scale is the model's). It is the undiscounted similarity, not the
+  hubness-discounted ranking score: the thresholds are on the model's own scale;
 - ``coverage``: the IDF-weighted share of the question's lexical terms that occur together in
   one of the top three passages.
 
-The question counts as answerable when either signal clears its threshold. Thresholds were
-chosen on the gold set's dev split only (``qa eval --split dev``), allowing at most 5% of
-answerable questions to be flagged. On the 89-question dev split (73 answerable), a dense
-threshold of 0.31 for USE-multilingual-v3 and a coverage of 0.11 flag 4 of the 16 unanswerable
-questions (three off-topic, one near miss) and 2 of the 73 answerable ones; the earlier 0.345,
-chosen on 54 dev questions, misflagged 5 of 73 once the split grew. Questions that name the
-corpus's own entities but ask for a fact it does not contain ("near misses") mostly pass:
-telling them apart needs a reader model, not scores. For an embedder without a calibrated
-threshold only coverage can flag, and only in lexical mode.
+The question counts as answerable when either signal clears its threshold. The thresholds are
+chosen on the gold set's dev split only (``qa eval --split dev``) so that at most about 5% of
+answerable questions are flagged; a wrong "unanswerable" hides an answer the corpus has, which
+costs more than passing an off-topic question. Questions that name the corpus's own entities but
+ask for a fact it does not contain ("near misses") mostly pass: telling them apart needs a
+reader model, not scores. For an embedder without a calibrated threshold only coverage can
+flag, and only in lexical mode.
 
 One kind of near miss needs no reader: a question that asks for a quantity (a tonnage, a sum of
-money, a percentage) when none of the top five passages states a number in that unit. Retrieval
-puts the passage with the answer in the top five for about 95% of answerable questions, so a
-missing unit there means the corpus most likely does not say (or retrieval missed, and the
-hits do not answer either). The check overrides both signals. On the dev split it flags 5
-more of the 16 unanswerable questions (9 in all) and no answerable one; checking the top
-three passages flags the same, the top ten 2 fewer. It cannot catch a question whose unit
-the corpus states about something else (a deal's total price for a "price per share").
+money, a percentage) when none of the top five passages states a number in that unit.
+Retrieval puts the passage with the answer in the top five for nearly every answerable
+question, so a missing unit there means the corpus most likely does not say (or retrieval
+missed, and the hits do not answer either). The check overrides both signals. It cannot catch
+a question whose unit the corpus states about something else (a deal's total price for a
+"price per share").
 
-On the dev split as grown since (122 questions, 94 answerable, 28 unanswerable), unchanged
-thresholds flag 13 of the 28 and still only the same 2 answerable questions; with the hubness
-discount in the dense ranking (the dense signal here stays undiscounted: the thresholds are on
-its scale), 14 of the 28 and 1 answerable question, because the top passages changed.
+Measurements and rejected variants: ``eval/EXPERIMENTS.md``.
 """
 
 from __future__ import annotations
