@@ -952,9 +952,14 @@
         el(
           "tr",
           {},
-          el("td", { lang: langOf(doc.title) }, link(documentUrl(doc.doc_id), doc.title || doc.doc_id)),
+          el(
+            "td",
+            { lang: langOf(doc.title) },
+            link(documentUrl(doc.doc_id), doc.title || doc.doc_id),
+            ...(doc.warnings || []).map((w) => el("span", { class: "doc-warning", lang: "en" }, `Warning: ${w}`)),
+          ),
           el("td", { lang: langOf(doc.authors.join(" ")) }, doc.authors.join(", ") || "—"),
-          el("td", {}, doc.date || "—"),
+          el("td", { class: "date" }, doc.date || "—"),
           el("td", {}, doc.format || "—"),
           el("td", { class: "num" }, typeof doc.chars === "number" ? doc.chars.toLocaleString("en") : "—"),
           el("td", { class: "source-path" }, doc.source_path || doc.doc_id),
