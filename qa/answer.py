@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,8 +31,8 @@ import numpy as np
 
 from qa.answerable import asked_quantities
 from qa.chunk import sentence_spans
-from qa.language import Language, question_language
-from qa.lexical import analyze, fold
+from qa.language import Language, question_language, traditional_form
+from qa.lexical import analyze
 from qa.passages import citation_for
 from qa.types import Citation, SearchMode, SearchResult
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 AnswerMethod = Literal["extractive", "generative", "refusal"]
 
 _VISIBLE = re.compile(r"\w")
+_GROUPING = re.compile(r"(?<=\d),(?=\d{3})")
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,15 @@ def extractive_answer(
     candidates = score_sentences(retriever, result, settings)
     chosen = choose(candidates, settings)
     language = question_language(result.question)
-    references = tuple(
-        Reference(n=n, text=c.text, citation=c.citation, hit_rank=c.hit_rank, score=c.score)
+    documents = retriever.index.documents
+    references = tuple(  # citations only for the sentences chosen: they cost a section lookup
+        Reference(
+            n=n,
+            text=c.text,
+            citation=citation_for(documents[c.doc_id], c.start, c.end, c.kind),
+            hit_rank=c.hit_rank,
+            score=c.score,
+        )
         for n, c in enumerate(chosen, start=1)
     )
     return Answer(
@@ -210,8 +219,13 @@ def stream_extractive(
 
 @dataclass(frozen=True)
 class Candidate:
+    """A sentence of a top passage: ``document.text[start:end] == text``."""
+
     text: str
-    citation: Citation
+    doc_id: str
+    start: int
+    end: int
+    kind: str  # of its block: body, footnotes, author
     hit_rank: int
     score: float
 
@@ -226,7 +240,7 @@ def score_sentences(
     if vector is None:
         vector = retriever.embedder.encode_queries([result.question])[0]
     terms = _weighted_terms(retriever, result)
-    total = sum(terms.values())
+    total = sum(w for _, w in terms) or 1.0
     asked = asked_quantities(result.question)
     candidates: list[Candidate] = []
     for hit in result.hits[: settings.passages]:
@@ -246,8 +260,8 @@ def score_sentences(
             absolute = chunk.char_start + start
             if len(_VISIBLE.findall(text)) < settings.min_chars or absolute in headings:
                 continue
-            folded = fold(text)
-            covered = sum(w for t, w in terms.items() if t in folded) / total if total else 0.0
+            plain = _plain(text)
+            covered = sum(w for forms, w in terms if any(f in plain for f in forms)) / total
             states = any(q.stated.search(text) for q in asked)
             score = (
                 float(similarity)
@@ -256,8 +270,10 @@ def score_sentences(
                 - settings.rank_decay * (hit.rank - 1)
                 - (settings.footnote_penalty if chunk.kind == "footnotes" else 0.0)
             )
-            citation = citation_for(document, absolute, chunk.char_start + end, chunk.kind)
-            candidates.append(Candidate(text, citation, hit.rank, score))
+            end_at = chunk.char_start + end
+            candidates.append(
+                Candidate(text, chunk.doc_id, absolute, end_at, chunk.kind, hit.rank, score)
+            )
     candidates.sort(key=lambda c: -c.score)
     return candidates
 
@@ -284,8 +300,13 @@ def join_sentences(parts: Sequence[str], language: Language) -> str:
     return ("" if language != "en" else " ").join(parts)
 
 
-def _weighted_terms(retriever: Retriever, result: SearchResult) -> dict[str, float]:
-    """Folded question terms with their IDF; dictionary translations at half weight."""
+def _weighted_terms(
+    retriever: Retriever, result: SearchResult
+) -> list[tuple[tuple[str, ...], float]]:
+    """The question's analysed terms with their IDF (dictionary translations at half weight),
+    each in its Simplified form (the analyzer folds to it) and its Traditional one, so that a
+    sentence is matched as written (``_plain``) instead of being folded through OpenCC, which
+    costs more than the rest of the answer stage."""
     lexical = retriever.index.lexical
     weights: dict[str, float] = {}
     for term, weight in lexical.weights_of(analyze(result.question)).items():
@@ -293,7 +314,16 @@ def _weighted_terms(retriever: Retriever, result: SearchResult) -> dict[str, flo
     translations = result.query.translations if result.query is not None else ()
     for term, weight in lexical.weights_of(translations).items():
         weights[term] = max(weights.get(term, 0.0), weight / 2)
-    return weights
+    return [
+        (tuple(dict.fromkeys((term, traditional_form(term)))), weight)
+        for term, weight in weights.items()
+    ]
+
+
+def _plain(text: str) -> str:
+    """Width and case folded, thousands separators dropped: as the analyzer sees text, less
+    the Traditional -> Simplified step."""
+    return _GROUPING.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 def _sentence_vectors(

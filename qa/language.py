@@ -8,19 +8,14 @@ Anything else is answered in English.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, Literal
 
 from qa.errors import DependencyMissingError
-from qa.lexical import HAN_RANGES, KANA_RANGES
+from qa.scripts import han_characters, has_kana
 
 Language = Literal["zh-Hant", "zh-Hans", "en", "ja"]
 LANGUAGES: tuple[Language, ...] = ("zh-Hant", "zh-Hans", "en", "ja")
-
-_KANA = re.compile(f"[{KANA_RANGES}]")
-_HAN = re.compile(f"[{HAN_RANGES}]")
-
 
 @lru_cache(maxsize=2)
 def _opencc(config: str) -> Any:
@@ -35,13 +30,18 @@ def _opencc(config: str) -> Any:
 
 
 def question_language(question: str) -> Language:
-    if _KANA.search(question):
+    if has_kana(question):
         return "ja"
-    if not _HAN.search(question):
+    han = han_characters(question)
+    if not han:
         return "en"
-    han = "".join(_HAN.findall(question))
     if _opencc("t2s").convert(han) != han:
         return "zh-Hant"
     if _opencc("s2t").convert(han) != han:
         return "zh-Hans"
     return "zh-Hant"
+
+
+def traditional_form(text: str) -> str:
+    """OpenCC's Simplified -> Traditional reading of ``text`` (phrases first, then characters)."""
+    return str(_opencc("s2t").convert(text))

@@ -103,7 +103,9 @@ def test_sentences_use_the_stored_vectors_and_skip_headings(corpus_retriever: Re
         for h in d.headings
     }
     assert candidates
-    assert not any((c.citation.doc_id, c.citation.char_start) in headings for c in candidates)
+    assert not any((c.doc_id, c.start) in headings for c in candidates)
+    documents = corpus_retriever.index.documents
+    assert all(documents[c.doc_id].text[c.start : c.end] == c.text for c in candidates)
     # Candidate similarity comes from the index's sentence vectors: recomputing one agrees.
     best = candidates[0]
     vector = corpus_retriever.embedder.encode_queries([result.question])[0]
@@ -113,11 +115,9 @@ def test_sentences_use_the_stored_vectors_and_skip_headings(corpus_retriever: Re
 
 def test_choose_keeps_order_margin_and_drops_repeats() -> None:
     from qa.answer import Candidate
-    from qa.types import Citation
 
     def candidate(text: str, score: float) -> Candidate:
-        citation = Citation("d", "t", "", 0, len(text), 1, 1, f"d#c0-{len(text)}")
-        return Candidate(text, citation, 1, score)
+        return Candidate(text, "d", 0, len(text), "body", 1, score)
 
     settings = ExtractiveSettings(margin=0.1, max_sentences=3)
     chosen = choose(
