@@ -21,6 +21,7 @@ from api.page import PUBLIC_PREFIXES as PAGE_PREFIXES
 from api.page import router as page_router
 from api.routes import router
 from api.state import ServiceState
+from qa import __version__
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.retrieve import Retriever
@@ -54,7 +55,7 @@ def create_app(
 
     app = FastAPI(
         title="citeqa",
-        version="0.1.0",
+        version=__version__,
         summary="Ranked passages with exact citation anchors.",
         lifespan=lifespan,
         docs_url=None,  # api.page serves /docs and /redoc from local files, not a CDN

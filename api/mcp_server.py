@@ -36,6 +36,7 @@ from api.schemas import (
     ReferencePublic,
     SearchResponse,
 )
+from qa import __version__
 from qa.answer import answer_question
 from qa.config import Settings
 from qa.errors import QAError
@@ -137,7 +138,9 @@ def build_server(
 ) -> MCPServer[Any]:
     """The four tools over the ``Retriever`` that ``retriever()`` returns at each call."""
     with _logging_untouched():
-        server: MCPServer[Any] = MCPServer(NAME, instructions=INSTRUCTIONS, lifespan=lifespan)
+        server: MCPServer[Any] = MCPServer(
+            NAME, instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan
+        )
 
     @server.tool(annotations=_READ_ONLY, structured_output=True)
     def search(

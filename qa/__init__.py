@@ -5,7 +5,7 @@ from qa.errors import QAError
 from qa.retrieve import Retriever
 from qa.types import Chunk, Citation, Document, Hit, SearchResult
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the package version: pyproject reads it, the API and MCP server report it
 __all__ = [
     "Chunk",
     "Citation",
