@@ -17,6 +17,7 @@ from qa.scripts import han_characters, has_kana
 Language = Literal["zh-Hant", "zh-Hans", "en", "ja"]
 LANGUAGES: tuple[Language, ...] = ("zh-Hant", "zh-Hans", "en", "ja")
 
+
 @lru_cache(maxsize=2)
 def _opencc(config: str) -> Any:
     try:
