@@ -36,7 +36,8 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
 from qa.index import ProgressCallback
-from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, FusionSettings
+from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, RetrievalSettings
+from qa.scripts import all_letters_latin, scripts_in
 from qa.service import ingest, open_embedder, open_retriever
 from qa.types import SearchMode
 
@@ -155,18 +156,15 @@ def materialize(dataset: BeirDataset, workdir: Path) -> dict[str, str]:
     return mapping
 
 
-def script_of(text: str) -> str:
-    """A language label guessed from the script (BEIR has no language field)."""
-    names = [unicodedata.name(ch, "") for ch in text if ch.isalpha()]
-    if any(n.startswith(("HIRAGANA", "KATAKANA")) for n in names):
-        return "ja"
-    if any(n.startswith("HANGUL") for n in names):
-        return "ko"
-    if any(n.startswith("CJK") for n in names):
-        return "zh"
-    if names and all(n.startswith("LATIN") for n in names):
-        return "latin"
-    return "other"
+def language_label(text: str) -> str:
+    """A language label guessed from the script (``qa.scripts``; BEIR has no language field):
+    kana is Japanese, then Hangul Korean, then Han Chinese; "latin" when every letter is a
+    Latin one."""
+    scripts = scripts_in(text)
+    for script, label in (("kana", "ja"), ("hangul", "ko"), ("han", "zh")):
+        if script in scripts:
+            return label
+    return "latin" if all_letters_latin(text) else "other"
 
 
 def evaluate_beir(
@@ -180,7 +178,7 @@ def evaluate_beir(
     embedder: Embedder | None = None,
     stat_test: str | None = "student",
     progress: ProgressCallback | None = None,
-    fusion: FusionSettings | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> dict[str, Any]:
     """Ingest the dataset into its own index and score every judged query at document level."""
     dataset = load_beir(root, split)
@@ -194,7 +192,7 @@ def evaluate_beir(
     own = settings.with_(corpus_dir=workdir, index_dir=index_dir)
     embedder = embedder or open_embedder(own)
     outcome = ingest(own, [workdir], embedder=embedder, prune=True, progress=progress)
-    retriever = open_retriever(own, embedder, fusion)
+    retriever = open_retriever(own, embedder, retrieval)
     indexed = {mapping[c.doc_id] for c in retriever.index.chunks if c.doc_id in mapping}
 
     judged = [q for q in sorted(dataset.qrels) if q in dataset.queries]
@@ -206,7 +204,7 @@ def evaluate_beir(
             for d in sorted(dataset.qrels[qid])
         )
         queries.append(
-            Query(qid, text[:MAX_QUESTION_CHARS], script_of(text), split, True, expected)
+            Query(qid, text[:MAX_QUESTION_CHARS], language_label(text), split, True, expected)
         )
     runs: dict[str, ModeRun] = {
         mode: run_mode(

@@ -127,8 +127,15 @@ def refusal_text(language: Language, unstated: Sequence[str]) -> str:
     return text
 
 
+def answer_language(result: SearchResult) -> Language:
+    """The question's language, as search found it (``Query.language``)."""
+    if result.query is not None:
+        return result.query.language
+    return question_language(result.question)
+
+
 def refuse(result: SearchResult, started: float | None = None) -> Answer:
-    language = question_language(result.question)
+    language = answer_language(result)
     return Answer(
         question=result.question,
         text=refusal_text(language, result.unstated_quantities),
@@ -177,7 +184,7 @@ def extractive_answer(
     settings = settings or ExtractiveSettings()
     candidates = score_sentences(retriever, result, settings)
     chosen = choose(candidates, settings)
-    language = question_language(result.question)
+    language = answer_language(result)
     documents = retriever.index.documents
     references = tuple(  # citations only for the sentences chosen: they cost a section lookup
         Reference(
@@ -308,10 +315,12 @@ def _weighted_terms(
     sentence is matched as written (``_plain``) instead of being folded through OpenCC, which
     costs more than the rest of the answer stage."""
     lexical = retriever.index.lexical
+    query = result.query
+    terms = query.terms if query is not None else tuple(analyze(result.question))
     weights: dict[str, float] = {}
-    for term, weight in lexical.weights_of(analyze(result.question)).items():
+    for term, weight in lexical.weights_of(terms).items():
         weights[term] = max(weights.get(term, 0.0), weight)
-    translations = result.query.translations if result.query is not None else ()
+    translations = query.translations if query is not None else ()
     for term, weight in lexical.weights_of(translations).items():
         weights[term] = max(weights.get(term, 0.0), weight / 2)
     return [

@@ -7,13 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.retrieve import MAX_TOP_K, fusion_settings
+from qa.retrieve import MAX_TOP_K, retrieval_settings
 from qa.serialize import search_result_json
 from qa.service import IngestOutcome, IngestPlan, ingest, open_retriever
 from qa.types import SEARCH_MODES
@@ -111,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="override a retrieval setting, e.g. cross_lingual=false or lexical_weight=1.5 "
-        "(repeatable; names: qa.retrieve.FusionSettings)",
+        "(repeatable; names: the fields of qa.retrieve.RetrievalSettings' groups)",
     )
     p.set_defaults(run=_eval)
     return parser
@@ -253,7 +252,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.errors import ConfigError
 
     stat_test = None if args.compare == "none" else args.compare
-    fusion = fusion_settings(args.fusion)
+    retrieval = retrieval_settings(args.fusion)
     report: dict[str, Any]
     if args.beir:
         if args.write_baseline or args.split != "all":
@@ -280,7 +279,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                 workdir=args.work_dir,
                 stat_test=stat_test,
                 progress=progress,
-                fusion=fusion,
+                retrieval=retrieval,
             )
         finally:
             if bar is not None:
@@ -292,14 +291,14 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError("--write-baseline stores the default settings; drop --fusion")
         gold = args.gold or settings.gold_path
         report = evaluate_gold(
-            open_retriever(settings, fusion=fusion),
+            open_retriever(settings, retrieval=retrieval),
             gold,
             args.modes,
             split=args.split,
             stat_test=stat_test,
         )
     if args.fusion:
-        report["fusion"] = asdict(fusion)
+        report["fusion"] = retrieval.flat()
     print(json_report(report) if args.json else format_report(report))
     if args.run_out:
         for mode, (path, lines) in write_run_files(report, args.run_out).items():

@@ -30,24 +30,22 @@ from __future__ import annotations
 import gzip
 import re
 import unicodedata
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from qa.errors import DependencyMissingError
-from qa.lexical import HAN_RANGES, KANA_RANGES, analyze
+from qa.lexical import analyze
+from qa.scripts import CJK_GLOSS_MARKS, Script, has_han, has_kana, scripts_in
 
 _MAX_PHRASE_WORDS = 4
 # Stop words a phrase may span ("return on investment") without being cut in two.
 _MAX_GAP = 2
 
-_HAN = re.compile(f"[{HAN_RANGES}]")
-_LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
-_KANA = re.compile(f"[{KANA_RANGES}]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_CJK_OR_REF = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\[\]|]")
+_CJK_OR_REF = re.compile(rf"[{CJK_GLOSS_MARKS}\[\]|]")
 _PARENS = re.compile(r"\([^()]*\)")
 _EDICT_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
 # Senses that are cross references or grammar notes, not translations.
@@ -171,7 +169,7 @@ def _read_cedict() -> Iterable[tuple[str, str, str]]:
         with gzip.open(str(data), "rt", encoding="utf-8") as handle:
             for line in handle:
                 match = _EDICT_LINE.match(line)
-                if match is not None and _HAN.search(match.group(2)):
+                if match is not None and has_han(match.group(2)):
                     yield match.group(1), match.group(2), match.group(3)
     except (ModuleNotFoundError, FileNotFoundError):
         raise DependencyMissingError(
@@ -323,14 +321,19 @@ def shinjitai_to_traditional(text: str) -> str:
     return "".join(out)
 
 
-def japanese_terms(text: str, vocab: Container[str]) -> list[str]:
-    """Index terms that appear only once the question's shinjitai are written as kyūjitai."""
-    if not _KANA.search(text):
+def japanese_terms(
+    text: str, vocab: Container[str], terms: Sequence[str] | None = None
+) -> list[str]:
+    """Index terms that appear only once the question's shinjitai are written as kyūjitai.
+
+    ``terms`` are the question's own analyzed terms (``analyze(text)``) when the caller has them.
+    """
+    if not has_kana(text):
         return []
     converted = shinjitai_to_traditional(unicodedata.normalize("NFKC", text))
     if converted == text:
         return []
-    own = set(analyze(text))
+    own = set(analyze(text) if terms is None else terms)
     return [t for t in analyze(converted) if t not in own and t in vocab]
 
 
@@ -347,17 +350,25 @@ class Expander:
         self.english = build_english_index(vocab)
         shinjitai_table()
 
-    def expand(self, question: str) -> list[str]:
+    def expand(
+        self,
+        question: str,
+        *,
+        scripts: frozenset[Script] | None = None,
+        terms: Sequence[str] | None = None,
+    ) -> list[str]:
         """Extra analyzed lexical terms for ``question``, all in the vocabulary; [] if none.
 
         A question with kana gets its kanji in Traditional form; an English question written in
         Latin letters only gets the CC-CEDICT translations of its English phrases. A Chinese
         question gets nothing: it already names what it means in the corpus's words; nor does a
-        question in another language (``written_in_english``).
+        question in another language (``written_in_english``). ``scripts`` (``qa.scripts``) and
+        ``terms`` (``analyze(question)``) are what the caller already knows of the question.
         """
-        if _KANA.search(question):
-            return japanese_terms(question, self.vocab)
-        if _HAN.search(question) or not _LATIN.search(question):
+        scripts = scripts_in(question) if scripts is None else scripts
+        if "kana" in scripts:
+            return japanese_terms(question, self.vocab, terms)
+        if "han" in scripts or "latin" not in scripts:
             return []
         if not written_in_english(question):
             return []

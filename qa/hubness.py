@@ -12,7 +12,7 @@ every passage would be its own nearest neighbour.
 
 ``r`` depends on the whole corpus, so it is computed for each index generation, after the
 vectors are known, and stored beside them (``hubness.npy``). The retriever subtracts a share of it
-from the dense similarity (``FusionSettings.hubness_weight``).
+from the dense similarity (``DenseSettings.hubness_weight``).
 """
 
 from __future__ import annotations

@@ -20,16 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from qa.errors import DependencyMissingError, IndexCorruptError
+from qa.scripts import HAN, HANGUL, KANA
 
 ANALYZER_VERSION = 1
 
-# Han characters (CJK unified ideographs, extension A, compatibility): one definition for every
-# module that asks "is this Chinese script?".
-HAN_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-# Hiragana, katakana and the katakana phonetic extensions: "is this Japanese script?".
-KANA_RANGES = r"\u3040-\u30ff\u31f0-\u31ff"
+# Runs of one script in folded text (``qa.scripts`` ranges): Han, kana and Hangul runs are cut
+# into words and bigrams; a "word" is lower-case ASCII letters and digits (folding has already
+# made fullwidth letters ASCII), with inner dots, apostrophes and hyphens and a trailing "%".
 _TOKEN_RUNS = re.compile(
-    rf"(?P<han>[{HAN_RANGES}]+)|(?P<kana>[{KANA_RANGES}]+)|(?P<hangul>[\uac00-\ud7af]+)"
+    rf"(?P<han>[{HAN}]+)|(?P<kana>[{KANA}]+)|(?P<hangul>[{HANGUL}]+)"
     r"|(?P<word>[a-z0-9]+(?:[.'\-][a-z0-9]+)*%?)"
 )
 _NUMBER_GROUPING = re.compile(r"(?<=\d),(?=\d{3})")
@@ -133,18 +132,22 @@ class LexicalIndex:
         return cls(retriever)
 
     def scores(self, query: str, extra: Sequence[str] = ()) -> npt.NDArray[np.float32]:
-        """BM25 score of every chunk for ``query`` plus ``extra`` analyzed terms (translations);
-        zeros when no term is known."""
-        known = [t for t in [*analyze(query), *extra] if t in self._vocab]
+        """BM25 score of every chunk for the text ``query`` plus ``extra`` analyzed terms."""
+        return self.scores_for_terms([*analyze(query), *extra])
+
+    def scores_for_terms(self, terms: Sequence[str]) -> npt.NDArray[np.float32]:
+        """BM25 score of every chunk for already analyzed ``terms`` (``analyze`` output and
+        translations); zeros when no term is known."""
+        known = [t for t in terms if t in self._vocab]
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
 
-    def term_weights(self, query: str) -> list[tuple[int | None, float]]:
-        """(term id or None when the corpus lacks it, IDF) for each distinct query term."""
+    def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
+        """(term id or None when the corpus lacks it, IDF) for each distinct analyzed term."""
         n = self.size
         weights = []
-        for term in set(analyze(query)):
+        for term in set(terms):
             index = self._vocab.get(term)
             df = int(self._doc_freq[index]) if index is not None else 0
             weights.append((index, math.log(1 + (n - df + 0.5) / (df + 0.5))))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 import threading
 import time
 import unicodedata
@@ -18,8 +17,8 @@ from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
-from qa.lexical import KANA_RANGES
 from qa.passages import Span, citation_for, context_around, overlaps
+from qa.query import analyze_query
 from qa.types import (
     SEARCH_MODES,
     Document,
@@ -30,64 +29,121 @@ from qa.types import (
 )
 
 _COMPUTE = threading.Lock()
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_KANA = re.compile(f"[{KANA_RANGES}]")
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
 MAX_CONTEXT_SENTENCES = 10
 
 
 @dataclass(frozen=True)
-class FusionSettings:
-    """Reciprocal rank fusion: ``sum(weight / (k + rank))`` over each ranking's candidates.
+class DenseSettings:
+    """How a passage's dense ranking score is computed from the question's vector."""
 
-    BM25 over jieba words and character bigrams is the sharper signal for Chinese text and
-    for names in any language; the multilingual model decides when words do not match.
-    Measured with ``qa eval`` (README): weight 2 with k=20 lifts hybrid MRR@10 from 0.756
-    (1:1, k=60) to 0.811 on the gold set, with the same Recall@5.
+    # Score = (1 - s) * chunk similarity + s * best sentence similarity: the model was trained on
+    # sentences, and one sentence often carries the whole answer.
+    sentence_weight: float = 0.5
+    # Ranking score = that similarity - h * the passage's hubness (``qa.hubness``); 0.5 would be
+    # CSLS (2 cos - r). Passages close to the whole corpus (section openings, runs of footnote
+    # titles) stop coming first for questions they do not answer. The discount is kept small:
+    # a larger one also pushes down passages that do answer.
+    hubness_weight: float = 0.25
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """Reciprocal rank fusion: ``sum(weight / (k + rank))`` over the first ``candidates`` of the
+    dense and the lexical ranking, the lexical weight chosen by the question's script.
+
+    BM25 over jieba words and character bigrams is the sharper signal for Chinese text and for
+    names in any language; the multilingual model decides when words do not match. So a Han or
+    Hangul question (or one with dictionary translations) weighs the lexical ranking above the
+    dense one, and a small ``k`` lets the first ranks of each decide.
     """
 
     k: int = 20
     candidates: int = 100
     dense_weight: float = 1.0
+    # A question in Han or Hangul script, or one with dictionary translations (``qa.crosslingual``)
+    # that match the corpus's Chinese words.
     lexical_weight: float = 2.0
-    # A question with no CJK characters and no dictionary translation (``qa.crosslingual``)
-    # cannot match Chinese or Japanese text word for word; its lexical hits are stray Latin
-    # names in footnotes, so the dense ranking leads. With translated terms it is weighted
-    # like a Chinese question.
+    # Latin letters and no translation: such a question cannot match Chinese or Japanese text
+    # word for word; its lexical hits are stray Latin names in footnotes, so the dense ranking
+    # leads.
     lexical_weight_latin: float = 0.25
     # A question with kana is Japanese: against Chinese text only its kanji can match word for
-    # word (its kana find Japanese footnote titles instead), so the dense ranking leads. On the
-    # 15 Japanese dev questions, 0.5 instead of 2 lifts recall@1 from 0.60 to 0.73 and recall@5
-    # from 0.93 to 1.00. For a corpus written in Japanese, set it to ``lexical_weight``.
+    # word (its kana find Japanese footnote titles instead), so the dense ranking leads. For a
+    # corpus written in Japanese, set it to ``lexical_weight``.
     lexical_weight_kana: float = 0.5
-    # Add CC-CEDICT translations of English questions and the Traditional forms of Japanese
-    # kanji to the lexical query.
+
+    def lexical_weight_for(self, query: Query) -> float:
+        """The lexical ranking's weight for this question's script and translations."""
+        if query.script == "kana":
+            return self.lexical_weight_kana
+        if query.translations or query.script in ("han", "hangul"):
+            return self.lexical_weight
+        return self.lexical_weight_latin
+
+
+@dataclass(frozen=True)
+class ExpansionSettings:
+    """Which extra lexical terms a question gets (``qa.crosslingual``)."""
+
+    # CC-CEDICT translations of English questions and the Traditional forms of Japanese kanji:
+    # otherwise neither can match the corpus's Chinese words.
     cross_lingual: bool = True
-    # Dense score = (1 - s) * chunk similarity + s * best sentence similarity: the model was
-    # trained on sentences, and one sentence often carries the whole answer.
-    sentence_weight: float = 0.5
-    # Dense ranking score = that similarity - h * the passage's hubness (``qa.hubness``): 0.5
-    # would be CSLS (2 cos - r). Passages close to the whole corpus (section openings, runs of
-    # footnote titles) stop coming first for questions they do not answer. On the dev split,
-    # 0.25 and 0.5 both lift hybrid MRR@10 from 0.853 to 0.873; 0.5 drops one of the first 101
-    # gold questions from rank 1 (below its stored floor), 0.25 does not (README).
-    hubness_weight: float = 0.25
 
 
-def fusion_settings(overrides: Sequence[str]) -> FusionSettings:
-    """``FusionSettings`` with ``name=value`` overrides (``qa eval --fusion``), values checked."""
-    known = {f.name: f.type for f in fields(FusionSettings)}
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """Every retrieval setting, grouped by the stage it governs. ``qa eval --fusion NAME=VALUE``
+    names a setting by its own name, whichever group holds it (``retrieval_settings``)."""
+
+    dense: DenseSettings = DenseSettings()
+    fusion: FusionSettings = FusionSettings()
+    expansion: ExpansionSettings = ExpansionSettings()
+
+    def with_(self, **changes: Any) -> RetrievalSettings:
+        """These settings with some changed, each named by its own name (``k=60``)."""
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            group = _GROUP_OF.get(name)
+            if group is None:
+                raise ConfigError(f"unknown retrieval setting {name!r}")
+            groups.setdefault(group, {})[name] = value
+        return replace(self, **{g: replace(getattr(self, g), **c) for g, c in groups.items()})
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its own name (what a report records)."""
+        return {name: getattr(getattr(self, group), name) for name, group in _GROUP_OF.items()}
+
+
+_GROUP_OF: dict[str, str] = {
+    f.name: group
+    for group, kind in (
+        ("fusion", FusionSettings),
+        ("dense", DenseSettings),
+        ("expansion", ExpansionSettings),
+    )
+    for f in fields(kind)
+}
+_TYPE_OF: dict[str, str] = {
+    f.name: str(f.type)  # annotations are strings here (postponed evaluation)
+    for kind in (FusionSettings, DenseSettings, ExpansionSettings)
+    for f in fields(kind)
+}
+
+
+def retrieval_settings(overrides: Sequence[str]) -> RetrievalSettings:
+    """``RetrievalSettings`` with ``name=value`` overrides (``qa eval --fusion``), checked."""
     changes: dict[str, Any] = {}
     for item in overrides:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
-        if not sep or name not in known:
+        if not sep or name not in _TYPE_OF:
             raise ConfigError(
-                f"fusion setting must be NAME=VALUE with NAME one of {', '.join(known)}; "
+                f"fusion setting must be NAME=VALUE with NAME one of {', '.join(_TYPE_OF)}; "
                 f"got {item!r}"
             )
-        kind = str(known[name])  # annotations are strings here (postponed evaluation)
+        kind = _TYPE_OF[name]
         try:
             if kind == "bool":
                 if value.lower() not in ("true", "false"):
@@ -98,7 +154,7 @@ def fusion_settings(overrides: Sequence[str]) -> FusionSettings:
         except ValueError:
             wanted = {"bool": "true or false", "int": "a whole number"}.get(kind, "a number")
             raise ConfigError(f"fusion setting {name} must be {wanted}, got {value!r}") from None
-    return replace(FusionSettings(), **changes)
+    return RetrievalSettings().with_(**changes)
 
 
 @dataclass(frozen=True)
@@ -110,31 +166,31 @@ class Signals:
     fused: dict[int, float]
     ranked: list[tuple[int, float]]
     best_similarity: float | None  # undiscounted: the scale ``answerable`` is calibrated on
-    query: Query
 
 
 class Retriever:
     def __init__(
-        self, index: Index, embedder: Embedder, fusion: FusionSettings | None = None
+        self, index: Index, embedder: Embedder, settings: RetrievalSettings | None = None
     ) -> None:
         self.index = index
         self.embedder = embedder
-        self.fusion = fusion or FusionSettings()
+        self.settings = settings or RetrievalSettings()
         self._expander: Expander | None = None
         self._expander_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Build what the first question would otherwise wait for: the dictionary tables and,
         through the Latin-script "warm up", the language identifier (about 0.6 s, once)."""
-        self._translations("warm up")
+        analyze_query("warm up", self._expansion())
 
-    def _translations(self, question: str) -> list[str]:
-        if not self.fusion.cross_lingual:
-            return []
+    def _expansion(self) -> Expander | None:
+        """The cross-lingual expander of this index (built on first use), or None when off."""
+        if not self.settings.expansion.cross_lingual:
+            return None
         with self._expander_lock:
             if self._expander is None:
                 self._expander = Expander(self.index.lexical.vocabulary)
-        return self._expander.expand(question)
+        return self._expander
 
     def search(
         self,
@@ -156,7 +212,8 @@ class Retriever:
             raise InvalidQueryError(f"context must be between 0 and {MAX_CONTEXT_SENTENCES}")
         allowed = self._allowed_rows(doc_ids, section_prefix)
         timings: dict[str, float] = {}
-        signals = self._signals(question, mode, top_k, allowed, timings)
+        query = self._analyze(question, mode, allowed, timings)
+        signals = self._signals(query, mode, top_k, allowed, timings)
         tick = time.perf_counter()
         # The quantity check reads the passages a client is shown: the first QUANTITY_PASSAGES
         # hits after overlapping and repeated chunks are dropped, never a chunk that was dropped.
@@ -172,7 +229,7 @@ class Retriever:
         answerable, confidence = judge(
             self.embedder.model_id,
             signals.best_similarity,
-            self._coverage(question, signals.ranked[:3]),
+            self._coverage(query, signals.ranked[:3]),
             quantity_stated,
         )
         unstated = () if quantity_stated is not False else tuple(q.name for q in asked)
@@ -187,7 +244,7 @@ class Retriever:
             confidence=confidence,
             unstated_quantities=unstated,
             timings_ms={k: round(v, 3) for k, v in timings.items()},
-            query=signals.query,
+            query=query,
         )
 
     def document(self, doc_id: str) -> Document:
@@ -223,51 +280,66 @@ class Retriever:
             )
         return allowed
 
-    def _signals(
+    def _analyze(
         self,
         question: str,
+        mode: SearchMode,
+        allowed: set[int] | None,
+        timings: dict[str, float],
+    ) -> Query:
+        """The question analysed once: its vector when a dense ranking runs over some rows, its
+        terms, and its translations when a lexical ranking runs."""
+        vector = None
+        if mode in ("dense", "hybrid") and self.index.chunks and allowed != set():
+            with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
+                tick = time.perf_counter()
+                vector = self.embedder.encode_queries([question])[0]
+                timings["embed"] = (time.perf_counter() - tick) * 1000
+        tick = time.perf_counter()
+        expander = self._expansion() if mode in ("lexical", "hybrid") else None
+        query = analyze_query(question, expander, vector)
+        timings["analyze"] = (time.perf_counter() - tick) * 1000
+        return query
+
+    def _signals(
+        self,
+        query: Query,
         mode: SearchMode,
         top_k: int,
         allowed: set[int] | None,
         timings: dict[str, float],
     ) -> Signals:
-        depth = max(top_k * 3, self.fusion.candidates)
+        fusion = self.settings.fusion
+        depth = max(top_k * 3, fusion.candidates)
         similarity: dict[int, float] = {}
         lexical: dict[int, float] = {}
-        translated: list[str] = []
-        vector = None
         if mode in ("dense", "hybrid"):
-            similarity, vector = self._dense(question, depth, allowed, timings)
-        hub, weight = self.index.hubness, self.fusion.hubness_weight
+            similarity = self._dense(query, depth, allowed, timings)
+        hub, weight = self.index.hubness, self.settings.dense.hubness_weight
         dense = {row: score - weight * float(hub[row]) for row, score in similarity.items()}
         if mode in ("lexical", "hybrid"):
             tick = time.perf_counter()
-            translated = self._translations(question)
-            lexical = self._lexical(question, depth, allowed, translated)
+            lexical = self._lexical(query, depth, allowed)
             timings["lexical"] = (time.perf_counter() - tick) * 1000
         tick = time.perf_counter()
-        fused = self._fuse(question, dense, lexical, bool(translated)) if mode == "hybrid" else {}
+        fused = self._fuse(query, dense, lexical) if mode == "hybrid" else {}
         ranked = _by_score({"dense": dense, "lexical": lexical, "hybrid": fused}[mode])
         timings["fuse"] = (time.perf_counter() - tick) * 1000
         best = max(similarity.values()) if similarity else None
-        query = Query(question, tuple(translated), vector)
-        return Signals(dense, lexical, fused, ranked, best, query)
+        return Signals(dense, lexical, fused, ranked, best)
 
     def _dense(
-        self, question: str, depth: int, allowed: set[int] | None, timings: dict[str, float]
-    ) -> tuple[dict[int, float], Any]:
-        """Blended similarity of the candidates, and the question's vector (None if unused)."""
+        self, query: Query, depth: int, allowed: set[int] | None, timings: dict[str, float]
+    ) -> dict[int, float]:
+        """Blended similarity of the candidates to the question's vector."""
         total = len(self.index.chunks)
-        if not total or allowed == set():
-            return {}, None
+        if query.vector is None:  # no rows to rank
+            return {}
         # With a filter, rank everything (flat index: the same cost) and keep the allowed rows.
         k = total if allowed is not None else min(depth, total)
-        with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
+        with _COMPUTE:
             tick = time.perf_counter()
-            vector = self.embedder.encode_queries([question])
-            timings["embed"] = (time.perf_counter() - tick) * 1000
-            tick = time.perf_counter()
-            scores, rows = self.index.dense.search(vector, k)
+            scores, rows = self.index.dense.search(query.vector[None, :], k)
             timings["dense"] = (time.perf_counter() - tick) * 1000
         # FAISS pads with -1 when it holds fewer vectors than asked for.
         found = [
@@ -275,25 +347,23 @@ class Retriever:
             for r, s in zip(rows[0], scores[0], strict=True)
             if r >= 0 and (allowed is None or int(r) in allowed)
         ][:depth]
-        return self._with_sentences(found, vector[0]), vector[0]
+        return self._with_sentences(found, query.vector)
 
-    def _with_sentences(self, found: list[tuple[int, float]], query: Any) -> dict[int, float]:
+    def _with_sentences(self, found: list[tuple[int, float]], vector: Any) -> dict[int, float]:
         """Blend each candidate's chunk similarity with its best sentence's."""
-        weight = self.fusion.sentence_weight
+        weight = self.settings.dense.sentence_weight
         if not found or weight == 0:
             return dict(found)
         pointer, sentences = self.index.sentence_ptr, self.index.sentence_vectors
         blended = {}
         for row, score in found:
             own = sentences[pointer[row] : pointer[row + 1]]
-            best = float((own @ query).max()) if len(own) else score
+            best = float((own @ vector).max()) if len(own) else score
             blended[row] = (1 - weight) * score + weight * best
         return blended
 
-    def _lexical(
-        self, question: str, depth: int, allowed: set[int] | None, extra: Sequence[str] = ()
-    ) -> dict[int, float]:
-        scores = self.index.lexical.scores(question, extra)
+    def _lexical(self, query: Query, depth: int, allowed: set[int] | None) -> dict[int, float]:
+        scores = self.index.lexical.scores_for_terms([*query.terms, *query.translations])
         if not len(scores):
             return {}
         if allowed is not None:
@@ -304,30 +374,21 @@ class Retriever:
         return {int(r): float(scores[r]) for r in top if scores[r] > 0}
 
     def _fuse(
-        self,
-        question: str,
-        dense: dict[int, float],
-        lexical: dict[int, float],
-        translated: bool = False,
+        self, query: Query, dense: dict[int, float], lexical: dict[int, float]
     ) -> dict[int, float]:
         fused: dict[int, float] = {}
-        fusion = self.fusion
-        if _KANA.search(question):
-            lexical_weight = fusion.lexical_weight_kana
-        elif translated or _CJK.search(question):
-            lexical_weight = fusion.lexical_weight
-        else:
-            lexical_weight = fusion.lexical_weight_latin
+        fusion = self.settings.fusion
+        lexical_weight = fusion.lexical_weight_for(query)
         for weight, ranking in ((fusion.dense_weight, dense), (lexical_weight, lexical)):
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
                 fused[row] = fused.get(row, 0.0) + weight / (fusion.k + rank)
         return fused
 
-    def _coverage(self, question: str, top: list[tuple[int, float]]) -> float:
+    def _coverage(self, query: Query, top: list[tuple[int, float]]) -> float:
         """IDF-weighted share of the question's own terms found together in one top passage
         (not its dictionary translations: common words translate to common Chinese words,
         which would make any English question look answerable)."""
-        weights = self.index.lexical.term_weights(question)
+        weights = self.index.lexical.term_weights(query.terms)
         total = sum(w for _, w in weights)
         best = 0.0
         for row, _ in top if total else []:

@@ -18,7 +18,7 @@ from qa.index import (
     load_index,
 )
 from qa.ingest import IngestReport, ingest_paths
-from qa.retrieve import FusionSettings, Retriever
+from qa.retrieve import RetrievalSettings, Retriever
 from qa.types import Document
 
 
@@ -118,8 +118,10 @@ def ingest(
 
 
 def open_retriever(
-    settings: Settings, embedder: Embedder | None = None, fusion: FusionSettings | None = None
+    settings: Settings,
+    embedder: Embedder | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> Retriever:
     embedder = embedder or open_embedder(settings)
     index = load_index(settings.index_dir, model_id=embedder.model_id, dimension=embedder.dimension)
-    return Retriever(index, embedder, fusion)
+    return Retriever(index, embedder, retrieval)

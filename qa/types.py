@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from qa.scripts import Script, main_script
+
+if TYPE_CHECKING:
+    from qa.language import Language
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
@@ -196,12 +201,27 @@ class Hit:
 
 @dataclass(frozen=True)
 class Query:
-    """What search computed from the question once, for later stages to reuse: its dictionary
-    translations (lexical terms) and its dense vector (None when no dense ranking ran)."""
+    """The question as search analysed it, once (``qa.query.analyze_query``); every stage of the
+    search and the answer reads it instead of the text.
+
+    ``scripts`` are the writing systems it has a character of (``qa.scripts``); ``script`` the
+    one that decides how it is read; ``language`` the answer's language (``qa.language``).
+    ``terms`` are its own analyzed lexical terms (``qa.lexical.analyze``, in order, repeats
+    kept); ``translations`` the dictionary terms added for another language (``qa.crosslingual``;
+    empty when no lexical ranking ran); ``vector`` its dense embedding (None when no dense
+    ranking ran).
+    """
 
     text: str
     translations: tuple[str, ...] = ()
     vector: Any = field(default=None, compare=False, repr=False)
+    terms: tuple[str, ...] = ()
+    scripts: frozenset[Script] = frozenset()
+    language: Language = "en"
+
+    @property
+    def script(self) -> Script:
+        return main_script(self.scripts)
 
 
 @dataclass(frozen=True)

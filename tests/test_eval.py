@@ -33,7 +33,14 @@ from qa.cli import main
 from qa.config import Settings
 from qa.errors import ConfigError
 from qa.index import load_index
-from qa.retrieve import FusionSettings, Retriever, fusion_settings
+from qa.retrieve import (
+    DenseSettings,
+    ExpansionSettings,
+    FusionSettings,
+    RetrievalSettings,
+    Retriever,
+    retrieval_settings,
+)
 from qa.types import Chunk, Document, Footnote
 
 # Measured with `qa eval` on the bundled corpus (see README); only ever raise these.
@@ -402,7 +409,9 @@ def test_dictionary_terms_lift_english_questions(
     """The cross-lingual lexical terms are what lifts English questions; Chinese ones are
     untouched (they get no terms)."""
     plain = Retriever(
-        corpus_retriever.index, corpus_retriever.embedder, FusionSettings(cross_lingual=False)
+        corpus_retriever.index,
+        corpus_retriever.embedder,
+        RetrievalSettings(expansion=ExpansionSettings(cross_lingual=False)),
     )
     without = evaluate_gold(plain, GOLD, ["hybrid"], stat_test=None)["modes"]["hybrid"]
     with_terms = gold_report["modes"]["hybrid"]
@@ -421,7 +430,7 @@ def test_dense_leads_for_japanese_questions(
     equal = Retriever(
         corpus_retriever.index,
         corpus_retriever.embedder,
-        FusionSettings(lexical_weight_kana=FusionSettings().lexical_weight),
+        RetrievalSettings().with_(lexical_weight_kana=FusionSettings().lexical_weight),
     )
     before = evaluate_gold(equal, GOLD, ["hybrid"], stat_test=None)["modes"]["hybrid"]["by_lang"]
     after = gold_report["modes"]["hybrid"]["by_lang"]
@@ -438,7 +447,9 @@ def test_hubness_discount_lifts_the_gold_set(
     hybrid MRR@10 over all answerable questions (0.857 -> 0.873 when it was added); recall@5
     does not fall, and dense-only ranking gains too."""
     plain = Retriever(
-        corpus_retriever.index, corpus_retriever.embedder, FusionSettings(hubness_weight=0.0)
+        corpus_retriever.index,
+        corpus_retriever.embedder,
+        RetrievalSettings(dense=DenseSettings(hubness_weight=0.0)),
     )
     before = evaluate_gold(plain, GOLD, ["hybrid", "dense"], stat_test=None)["modes"]
     after = gold_report["modes"]
@@ -449,12 +460,19 @@ def test_hubness_discount_lifts_the_gold_set(
 
 
 def test_fusion_overrides_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
-    assert fusion_settings(["cross_lingual=false", "k=60", "lexical_weight=1.5"]) == (
-        FusionSettings(cross_lingual=False, k=60, lexical_weight=1.5)
+    """Each NAME=VALUE lands in the group that governs it (fusion, dense scoring, expansion)."""
+    assert retrieval_settings(
+        ["cross_lingual=false", "k=60", "lexical_weight=1.5", "hubness_weight=0"]
+    ) == RetrievalSettings(
+        dense=DenseSettings(hubness_weight=0.0),
+        fusion=FusionSettings(k=60, lexical_weight=1.5),
+        expansion=ExpansionSettings(cross_lingual=False),
     )
+    assert retrieval_settings([]) == RetrievalSettings()
+    assert retrieval_settings(["sentence_weight=0.3"]).flat()["sentence_weight"] == 0.3
     for bad in ("nope=1", "k=abc", "cross_lingual=maybe", "k"):
         with pytest.raises(ConfigError):
-            fusion_settings([bad])
+            retrieval_settings([bad])
     assert main(["eval", "--split", "dev", "--fusion", "k=abc"]) == 2
     assert "fusion setting k must be a whole number" in capsys.readouterr().err
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import CHAPTER, NEWS
 
 from qa.errors import DocumentNotFoundError, InvalidQueryError
-from qa.retrieve import FusionSettings, Retriever
+from qa.retrieve import RetrievalSettings, Retriever
 from qa.types import INDEXED_KINDS
 
 
@@ -56,7 +56,9 @@ def test_english_question_matches_chinese_words_through_the_dictionary(
     assert any("回收" in h.text for h in translated)
     # Without the dictionary the words only meet Latin titles in the footnotes.
     plain = Retriever(
-        corpus_retriever.index, corpus_retriever.embedder, FusionSettings(cross_lingual=False)
+        corpus_retriever.index,
+        corpus_retriever.embedder,
+        RetrievalSettings().with_(cross_lingual=False),
     )
     untranslated = plain.search(question, top_k=3, mode="lexical").hits
     assert untranslated
@@ -131,8 +133,9 @@ def test_modes_report_their_own_signal(corpus_retriever: Retriever) -> None:
 
 
 def test_dense_score_is_similarity_less_a_share_of_hubness(corpus_retriever: Retriever) -> None:
-    index, fusion = corpus_retriever.index, corpus_retriever.fusion
-    assert fusion.hubness_weight > 0
+    index, settings = corpus_retriever.index, corpus_retriever.settings
+    dense_settings = settings.dense
+    assert dense_settings.hubness_weight > 0
     question = "How does Japan secure rare earths outside China?"
     query = corpus_retriever.embedder.encode_queries([question])[0]
     vectors = np.load(index.path / "vectors.npy")
@@ -141,15 +144,15 @@ def test_dense_score_is_similarity_less_a_share_of_hubness(corpus_retriever: Ret
     for hit in hits:
         row = rows[(hit.citation.doc_id, hit.citation.char_start)]
         own = index.sentence_vectors[index.sentence_ptr[row] : index.sentence_ptr[row + 1]]
-        weight = fusion.sentence_weight
+        weight = dense_settings.sentence_weight
         similarity = (1 - weight) * float(vectors[row] @ query) + weight * float(
             (own @ query).max()
         )
-        expected = similarity - fusion.hubness_weight * float(index.hubness[row])
+        expected = similarity - dense_settings.hubness_weight * float(index.hubness[row])
         assert hit.scores["dense"] == pytest.approx(expected, abs=1e-5)
     # Without the discount the same candidates come back, ranked by similarity alone; the
     # discount reorders them (on this question it does).
-    plain = Retriever(index, corpus_retriever.embedder, replace(fusion, hubness_weight=0.0))
+    plain = Retriever(index, corpus_retriever.embedder, settings.with_(hubness_weight=0.0))
     undiscounted = plain.search(question, top_k=10, mode="dense").hits
     assert [h.citation.anchor for h in undiscounted] != [h.citation.anchor for h in hits]
     assert all(a.score >= b.score for a, b in pairwise(undiscounted))
@@ -182,3 +185,50 @@ def test_question_with_no_known_terms_still_answers_densely(corpus_retriever: Re
     result = corpus_retriever.search("zzzqqq xyzzy", top_k=3, mode="hybrid")
     assert len(result.hits) == 3
     assert all("lexical" not in h.scores for h in result.hits)
+
+
+@pytest.mark.parametrize(
+    ("question", "script", "language"),
+    [
+        ("経済産業省はレアアースの備蓄をどう進めていますか？", "kana", "ja"),
+        ("rare earth recycling subsidy", "latin", "en"),
+        ("日本對中國稀土的依賴有多高？", "han", "zh-Hant"),
+    ],
+)
+def test_the_question_is_analysed_once(
+    corpus_retriever: Retriever,
+    monkeypatch: pytest.MonkeyPatch,
+    question: str,
+    script: str,
+    language: str,
+) -> None:
+    """Search analyses the question once (``qa.query.analyze_query``): lexical scoring, the
+    cross-lingual expansion, the answerable coverage and the extractive answer read its terms,
+    script and language from ``SearchResult.query`` instead of the text."""
+    import sys
+
+    from qa import lexical, query, scripts
+    from qa.answer import extractive_answer
+
+    seen: list[str] = []
+
+    def counted(original: Any) -> Any:
+        def wrapper(text: str, *args: Any, **kwargs: Any) -> Any:
+            seen.append(f"{original.__name__}:{text}")
+            return original(text, *args, **kwargs)
+
+        return wrapper
+
+    for original in (lexical.analyze, scripts.scripts_in):
+        for name, module in list(sys.modules.items()):
+            if name.startswith("qa") and getattr(module, original.__name__, None) is original:
+                monkeypatch.setattr(module, original.__name__, counted(original))
+    result = corpus_retriever.search(question, mode="hybrid")
+    extractive_answer(corpus_retriever, result)
+    assert seen.count(f"analyze:{question}") == 1
+    assert seen.count(f"scripts_in:{question}") == 1
+    analysed = result.query
+    assert analysed is not None and analysed.vector is not None
+    assert analysed.terms == tuple(lexical.analyze(question))
+    assert (analysed.script, analysed.language) == (script, language)
+    assert analysed == query.analyze_query(question, corpus_retriever._expansion())

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from qa.errors import DocumentParseError
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
 from qa.ingest.text import canonical_text
+from qa.scripts import WIDE
 from qa.types import Document
 
 _DROP = frozenset(
@@ -35,7 +36,7 @@ _CODEC_ALIASES = dict(
     "shift_jis=cp932 euc_kr=cp949 utf-16=utf-8 utf-16-le=utf-8 utf-16-be=utf-8".split()
 )
 _SPACE = re.compile(r"[ \t\n\r\f\xa0]+")
-_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_CJK = re.compile(f"[{WIDE}]")
 _NOTE_ID = re.compile(r"(\d+)\D*$")
 _MARKER_TEXT = re.compile(r"^\s*[\[(]?\s*(\d{1,3})\s*[\])]?\s*$")
 _BACKLINK = re.compile(r"^[\s↩↑^\ufe0e\ufe0f]*$")

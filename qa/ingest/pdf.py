@@ -32,11 +32,12 @@ from pdfminer.utils import decode_text
 from qa.errors import DocumentParseError
 from qa.ingest.quality import text_layer_warnings
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
+from qa.scripts import WIDE, WIDE_WITHOUT_HANGUL
 from qa.types import Document
 
-_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_CJK = re.compile(f"[{WIDE}]")
 _VIRTUAL_SPACE = "\x00"
-_CJK_GAP = re.compile(r"(?<=[\u2e80-\u9fff\uff00-\uffef])\x00+(?=[\u2e80-\u9fff\uff00-\uffef])")
+_CJK_GAP = re.compile(rf"(?<=[{WIDE_WITHOUT_HANGUL}])\x00+(?=[{WIDE_WITHOUT_HANGUL}])")
 _UNMAPPED = re.compile(r"\(cid:\d+\)")
 # Kangxi radicals and ligatures that CJK/Latin fonts often map glyphs to instead of the letter.
 _COMPAT = re.compile(r"[\u2e80-\u2fdf\ufb00-\ufb06]")

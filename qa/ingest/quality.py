@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import re
 
-from qa.lexical import HAN_RANGES, fold, word_prefixes
+from qa.lexical import fold, word_prefixes
+from qa.scripts import HAN
 
 MIN_PAIRS = 50
 MIN_KNOWN_PAIRS = 0.15
 MAX_ODD_SHARE = 0.01
 MIN_ODD = 5
 
-_HAN_RUN = re.compile(f"[{HAN_RANGES}]{{2,}}")
+_HAN_RUN = re.compile(f"[{HAN}]{{2,}}")
 _ODD = re.compile("[\ufffd\ue000-\uf8ff\U000f0000-\U0010ffff]")
 
 
