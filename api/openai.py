@@ -62,9 +62,23 @@ class ChatCompletionRequest(BaseModel):
     not apply to extractive answers. ``top_k``, ``mode``, ``doc_ids`` and ``section_prefix``
     narrow the search as in ``/v1/search`` (send them with the SDK's ``extra_body``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": MODEL_ID,
+                    "messages": [{"role": "user", "content": "日本重稀土對中國的依賴有多高？"}],
+                }
+            ]
+        },
+    )
 
-    model: Annotated[str, Field(min_length=1, max_length=200)]
+    # The schema names the one model served (so generated clients and fuzzers send it); any
+    # other name is refused with OpenAI's 404 ``model_not_found``.
+    model: Annotated[
+        str, Field(min_length=1, max_length=200, json_schema_extra={"enum": [MODEL_ID]})
+    ]
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=1000)]
     stream: bool = False
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = 5
