@@ -10,6 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from qa.answer import warm_up as warm_up_answers
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import IndexNotFoundError, QAError
@@ -49,6 +50,7 @@ class ServiceState:
                     self.embedder = open_embedder(self.settings)
                 retriever = open_retriever(self.settings, self.embedder)
                 retriever.warm_up()  # before it serves: the first question should not wait
+                warm_up_answers()
             except QAError as exc:
                 if self.retriever is None or not isinstance(exc, IndexNotFoundError):
                     self.problem = exc

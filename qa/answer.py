@@ -3,12 +3,16 @@
 Extractive (the default, no model needed): the candidate sentences are the sentences of the
 top passages, the same sentence spans the index stored vectors for. Each is scored by
 
-    score = cos(sentence, question) + lexical_weight * covered + quantity_bonus * states_it
-            - rank_decay * (passage rank - 1)
+    score = cos(sentence, question) + follow * cos(previous sentence, question)
+            + lexical_weight * covered + quantity_bonus * states_it
+            - rank_decay * (passage rank - 1) - footnote_penalty * in_footnotes
 
 where ``covered`` is the IDF-weighted share of the question's terms (and, at half weight, its
-dictionary translations) the sentence contains, and ``states_it`` is 1 when the question asks
-for a quantity (``qa.answerable``) and the sentence states one in that unit. The best sentence
+dictionary translations) the sentence contains, ``states_it`` is 1 when the question asks for a
+quantity (``qa.answerable``) and the sentence states one in that unit, and ``in_footnotes`` is
+1 for a sentence of a footnotes block (a source, rarely a statement). A sentence inherits part
+of the previous one's similarity because an answer often follows the sentence that restates the
+question. Headings and fragments shorter than ``min_chars`` are never chosen. The best sentence
 opens the answer; up to two more follow while they score within ``margin`` of it. Sentences
 come in score order, none twice, each followed by its marker ``[n]``; reference ``n`` carries
 the sentence's own citation (anchor, span, section, page, the footnotes it cites).
@@ -115,6 +119,12 @@ CLOSEST_LABEL: dict[Language, str] = {
     "ja": "最も近い箇所（答えではありません）：",
 }
 _OR: dict[Language, str] = {"en": " or ", "zh-Hant": "或", "zh-Hans": "或", "ja": "や"}
+
+
+def warm_up() -> None:
+    """Load what the first answer would otherwise wait for (OpenCC's Simplified -> Traditional
+    tables, about 40 ms): the server calls this before it serves."""
+    traditional_form("预热")
 
 
 def refusal_text(language: Language, unstated: Sequence[str]) -> str:
