@@ -11,12 +11,13 @@ from fastapi.responses import RedirectResponse
 
 from api.routes import ERRORS, RetrieverDep
 from api.schemas import AnswerRequest, AnswerResponse, PassagePublic
-from qa.answer import Answer, compose_answer
+from qa.answer import compose_answer
 from qa.config import Settings
 from qa.llm import llm_settings
 from qa.passages import resolve_anchor
 from qa.retrieve import MAX_CONTEXT_SENTENCES
 from qa.serialize import answer_json, passage_json
+from qa.types import Answer
 
 router = APIRouter()
 # A generative answer also fails when the model server does (502) or does not answer (504).

@@ -4,9 +4,9 @@ text to its model gets. Every passage keeps its anchor, so the text alone is eno
 from __future__ import annotations
 
 from api.schemas import DocumentsPublic
-from qa.answer import Answer, closest_text
 from qa.passages import Passage
-from qa.types import Citation, SearchResult
+from qa.refusal import closest_text
+from qa.types import Answer, Citation, SearchResult
 
 
 def where(c: Citation) -> str:

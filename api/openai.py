@@ -29,12 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.answers import passage_url
 from api.errors import OpenAIRequestError, openai_error_body
 from api.routes import RetrieverDep
-from qa.answer import Answer, stream_answer
+from qa.answer import stream_answer
 from qa.errors import InvalidQueryError, QAError, UpstreamTimeoutError
 from qa.llm import LLMSettings, llm_settings
 from qa.retrieve import MAX_CONTEXT_SENTENCES, MAX_TOP_K, Retriever
 from qa.serialize import answer_json
-from qa.types import SearchMode
+from qa.types import Answer, SearchMode
 
 MODEL_ID = "citeqa"
 _MARKER = re.compile(r"\[(\d{1,3})\]")

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa.answer import Answer, ExtractiveSettings, extractive_answer
+from qa.answer import ExtractiveSettings, extractive_answer
 from qa.retrieve import Retriever
-from qa.types import Document
+from qa.types import Answer, Document
 
 if TYPE_CHECKING:  # eval.gold calls this module: no import back at run time
     from eval.gold import GoldQuestion

@@ -29,22 +29,21 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.answerable import asked_quantities
 from qa.chunk import sentence_spans
-from qa.language import Language, question_language, traditional_form
+from qa.language import Language, traditional_form
 from qa.lexical import analyze
 from qa.passages import citation_for
-from qa.types import Citation, SearchMode, SearchResult
+from qa.refusal import answer_language, closest_text, elapsed_ms, refuse
+from qa.types import Answer, Reference, SearchMode, SearchResult
 
 if TYPE_CHECKING:
     from qa.llm import LLMSettings
     from qa.retrieve import Retriever
-
-AnswerMethod = Literal["extractive", "generative", "refusal"]
 
 _VISIBLE = re.compile(r"\w")
 _GROUPING = re.compile(r"(?<=\d),(?=\d{3})")
@@ -66,95 +65,10 @@ class ExtractiveSettings:
     footnote_penalty: float = 0.1
 
 
-@dataclass(frozen=True)
-class Reference:
-    """Marker ``[n]``: ``text == document.text[citation.char_start:citation.char_end]``."""
-
-    n: int
-    text: str
-    citation: Citation
-    hit_rank: int  # the passage (``SearchResult.hits[hit_rank - 1]``) the sentence is from
-    score: float
-
-
-@dataclass(frozen=True)
-class Answer:
-    question: str
-    text: str  # the answer with markers, or the refusal
-    method: AnswerMethod
-    language: Language
-    references: tuple[Reference, ...]
-    search: SearchResult
-    took_ms: float
-    # Generative answers only: sentences whose cited passage does not support them.
-    unsupported: tuple[str, ...] = ()
-
-    @property
-    def answerable(self) -> bool:
-        return self.method != "refusal"
-
-
-_REFUSAL: dict[Language, str] = {
-    "en": "The documents do not answer this question.",
-    "zh-Hant": "文件中找不到這個問題的答案。",
-    "zh-Hans": "文件中找不到这个问题的答案。",
-    "ja": "資料にはこの質問への答えが見当たりません。",
-}
-_UNSTATED: dict[Language, str] = {
-    "en": "They state no {} for it.",
-    "zh-Hant": "文件沒有提到相關的{}。",
-    "zh-Hans": "文件没有提到相关的{}。",
-    "ja": "該当する{}は記載されていません。",
-}
-_QUANTITY_NAMES: dict[Language, dict[str, str]] = {
-    "en": {"tonnage": "tonnage", "money": "sum of money", "percent": "percentage"},
-    "zh-Hant": {"tonnage": "噸數", "money": "金額", "percent": "百分比"},
-    "zh-Hans": {"tonnage": "吨数", "money": "金额", "percent": "百分比"},
-    "ja": {"tonnage": "トン数", "money": "金額", "percent": "割合"},
-}
-CLOSEST_LABEL: dict[Language, str] = {
-    "en": "Closest passages (not an answer):",
-    "zh-Hant": "最接近的段落（並非答案）：",
-    "zh-Hans": "最接近的段落（并非答案）：",
-    "ja": "最も近い箇所（答えではありません）：",
-}
-_OR: dict[Language, str] = {"en": " or ", "zh-Hant": "或", "zh-Hans": "或", "ja": "や"}
-
-
 def warm_up() -> None:
     """Load what the first answer would otherwise wait for (OpenCC's Simplified -> Traditional
     tables, about 40 ms): the server calls this before it serves."""
     traditional_form("预热")
-
-
-def refusal_text(language: Language, unstated: Sequence[str]) -> str:
-    """The refusal, naming the kinds of number the corpus does not state when known."""
-    text = _REFUSAL[language]
-    names = [_QUANTITY_NAMES[language].get(q, q) for q in unstated]
-    if names:
-        joiner = " " if language == "en" else ""
-        text += joiner + _UNSTATED[language].format(_OR[language].join(names))
-    return text
-
-
-def answer_language(result: SearchResult) -> Language:
-    """The question's language, as search found it (``Query.language``)."""
-    if result.query is not None:
-        return result.query.language
-    return question_language(result.question)
-
-
-def refuse(result: SearchResult, started: float | None = None) -> Answer:
-    language = answer_language(result)
-    return Answer(
-        question=result.question,
-        text=refusal_text(language, result.unstated_quantities),
-        method="refusal",
-        language=language,
-        references=(),
-        search=result,
-        took_ms=_since(started, result),
-    )
 
 
 def answer_question(
@@ -213,7 +127,7 @@ def extractive_answer(
         language=language,
         references=references,
         search=result,
-        took_ms=_since(started, result),
+        took_ms=elapsed_ms(started, result),
     )
 
 
@@ -355,25 +269,6 @@ def _sentence_vectors(
     if len(stored) == len(spans):
         return stored
     return retriever.embedder.encode_passages([text[a:b] for a, b in spans])
-
-
-def _since(started: float | None, result: SearchResult) -> float:
-    if started is None:
-        return result.took_ms
-    return (time.perf_counter() - started) * 1000
-
-
-def closest_text(answer: Answer, limit: int = 3, chars: int = 160) -> str:
-    """After a refusal in a chat: the closest passages, labelled as not an answer, each with
-    its anchor and no marker (they are not cited as answering)."""
-    lines = ["", "", CLOSEST_LABEL[answer.language]]
-    for hit in answer.search.hits[:limit]:
-        c = hit.citation
-        snippet = " ".join(hit.text.split())
-        snippet = snippet if len(snippet) <= chars else snippet[: chars - 1] + "…"
-        where = " > ".join(part for part in (c.title, c.section) if part)
-        lines.append(f"- {where}: “{snippet}” ({c.anchor})")
-    return "\n".join(lines)
 
 
 def stream_answer(

@@ -17,13 +17,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from qa.answer import Answer, Reference, closest_text, refusal_text, refuse
 from qa.chunk import sentence_spans
 from qa.errors import UpstreamError
 from qa.language import Language, question_language
 from qa.llm import LLMSettings, Message, chat, llm_settings, stream_chat
+from qa.refusal import closest_text, refusal_text, refuse
 from qa.support import MARKER_BODY, Checker
-from qa.types import Hit, SearchResult
+from qa.types import Answer, Hit, Reference, SearchResult
 
 if TYPE_CHECKING:
     from qa.retrieve import Retriever

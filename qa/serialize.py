@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from qa.answer import Answer
 from qa.passages import Passage
-from qa.types import Hit, SearchResult
+from qa.types import Answer, Hit, SearchResult
 
 
 def search_result_json(result: SearchResult) -> dict[str, Any]:

@@ -237,3 +237,34 @@ class SearchResult:
     unstated_quantities: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     query: Query | None = field(default=None, compare=False, repr=False)
+
+
+AnswerMethod = Literal["extractive", "generative", "refusal"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Marker ``[n]``: ``text == document.text[citation.char_start:citation.char_end]``."""
+
+    n: int
+    text: str
+    citation: Citation
+    hit_rank: int  # the passage (``SearchResult.hits[hit_rank - 1]``) the sentence is from
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # the answer with markers, or the refusal
+    method: AnswerMethod
+    language: Language
+    references: tuple[Reference, ...]
+    search: SearchResult
+    took_ms: float
+    # Generative answers only: sentences whose cited passage does not support them.
+    unsupported: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return self.method != "refusal"

@@ -14,11 +14,11 @@ from qa.answer import (
     answer_question,
     choose,
     extractive_answer,
-    refusal_text,
     score_sentences,
     stream_extractive,
 )
 from qa.language import question_language
+from qa.refusal import refusal_text
 from qa.retrieve import Retriever
 
 MARKER = re.compile(r"\[(\d+)\]")
@@ -216,9 +216,8 @@ def test_passage_errors_are_specific(
 def test_answer_hit_needs_the_evidence_inside_the_cited_sentences() -> None:
     from eval.answers import answer_contains_evidence, score_answers
     from eval.gold import GoldQuestion
-    from qa.answer import Answer, Reference
     from qa.passages import citation_for
-    from qa.types import Document, SearchResult
+    from qa.types import Answer, Document, Reference, SearchResult
 
     text = "甲公司收購乙公司。總額為 141 億美元。其他句子。"
     document = Document("d", "t", "d.txt", text, "h")

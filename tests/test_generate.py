@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from api import create_app
-from qa.answer import Answer, compose_answer, stream_answer
+from qa.answer import compose_answer, stream_answer
 from qa.config import Settings
 from qa.errors import ConfigError, UpstreamError, UpstreamTimeoutError
 from qa.generate import build_messages, generative_answer, stream_generative
@@ -30,7 +30,7 @@ from qa.lexical import fold
 from qa.llm import LLMSettings, llm_settings
 from qa.retrieve import Retriever
 from qa.support import makes_claim, number_values, only_years
-from qa.types import SearchResult
+from qa.types import Answer, SearchResult
 
 API_KEY = "sk-test-secret-4242"
 STEEL_QUESTION = "How much did Nippon Steel pay for U.S. Steel?"
