@@ -117,7 +117,10 @@ class SearchResponse(BaseModel):
     )
     hits: list[HitPublic]
     took_ms: float
-    timings_ms: dict[str, float] = Field(description="embed, dense, lexical, fuse, assemble, total")
+    timings_ms: dict[str, float] = Field(
+        description="embed (the question's vector), analyze (terms, script, translations), "
+        "dense, lexical, fuse, assemble, total"
+    )
 
 
 class SectionPublic(BaseModel):
