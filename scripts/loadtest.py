@@ -252,7 +252,7 @@ def serve(
         "QA_THREADS": str(threads),
         "QA_RELOAD_INTERVAL": "0",
     }
-    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+    command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -11,7 +11,7 @@ if { [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/opentype/noto/NotoSan
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; } \
     >/dev/null || echo "test.sh: could not install chromium; the browser tests will be skipped" >&2
 fi
-.venv/bin/ruff check qa api eval tests scripts
-.venv/bin/ruff format --check qa api eval tests scripts
+.venv/bin/ruff check qa api eval cli tests scripts
+.venv/bin/ruff format --check qa api eval cli tests scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -150,7 +150,7 @@ def live_server(
         "QA_RELOAD_INTERVAL": "0",
     }
     env.pop("QA_API_KEYS", None)
-    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+    command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as output:

@@ -552,7 +552,7 @@ def _free_port() -> int:
 
 def _qa_command() -> list[str]:
     script = Path(sys.executable).with_name("qa")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "qa.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
 
 
 @pytest.mark.slow

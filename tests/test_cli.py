@@ -14,7 +14,7 @@ import pytest
 from conftest import CHAPTER, CORPUS
 from fastapi.testclient import TestClient
 
-from qa.cli import main
+from cli import main
 from qa.config import Settings
 from qa.index import current_generation, load_index
 from qa.retrieve import Retriever
@@ -92,7 +92,7 @@ def _api_search(client: TestClient, **body: Any) -> dict[str, Any]:
 
 def _qa_command() -> list[str]:
     script = Path(sys.executable).with_name("qa")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "qa.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
 
 
 # --- search -----------------------------------------------------------------------------------

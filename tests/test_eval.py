@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from conftest import CORPUS, GOLD, ROOT
 
+from cli import main
 from eval.beir import METRICS as BEIR_METRICS
 from eval.beir import file_stems, load_beir
 from eval.gold import BASELINE_COMMAND, BASELINE_METRICS
@@ -29,7 +30,6 @@ from eval.harness import (
     trec_lines,
     write_report,
 )
-from qa.cli import main
 from qa.config import Settings
 from qa.errors import ConfigError
 from qa.index import load_index

@@ -119,7 +119,7 @@ def test_stdio(corpus_settings: Settings, corpus_retriever: Retriever, tmp_path:
     """``qa mcp``, spawned the way an MCP client (Claude Desktop) spawns it."""
     server = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "qa.cli", "mcp"],
+        args=["-m", "cli", "mcp"],
         env={"QA_INDEX_DIR": str(corpus_settings.index_dir), "QA_THREADS": "1"},
         cwd=tmp_path,  # no ./index to fall back on
     )
@@ -166,7 +166,7 @@ def keyed_server(
         "QA_RELOAD_INTERVAL": "0",
         "QA_API_KEYS": KEY,
     }
-    command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+    command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as output:

@@ -90,7 +90,7 @@ class LiveServer:
         environ = {k: v for k, v in os.environ.items() if k != "QA_API_KEYS"}
         environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
         environ |= env
-        command = [sys.executable, "-m", "qa.cli", "serve", "--no-ingest"]
+        command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
         command += ["--host", "127.0.0.1", "--port", str(port)]
         with open(self.log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
             self.process = subprocess.Popen(

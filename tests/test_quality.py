@@ -18,7 +18,7 @@ from reportlab.pdfbase import cidfonts, pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 
 from api import create_app
-from qa.cli import main
+from cli import main
 from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
 from qa.index import current_generation, load_index

@@ -49,7 +49,7 @@ def _big_corpus(root: Path, copies: int) -> Path:
 
 def _qa(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -63,7 +63,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**ENV, "QA_CORPUS_DIR": str(corpus), "QA_INDEX_DIR": str(index_dir)}
     env["QA_RELOAD_INTERVAL"] = "0.3"
     subprocess.run(
-        [sys.executable, "-m", "qa.cli", "ingest", "--quiet"], env=env, check=True, timeout=300
+        [sys.executable, "-m", "cli", "ingest", "--quiet"], env=env, check=True, timeout=300
     )
     port = _free_port()
     process = _qa("serve", "--no-ingest", "--port", str(port), env=env)
@@ -124,7 +124,7 @@ def test_kill_9_during_rebuild_never_breaks_queries(server: tuple[str, dict[str,
             # Whatever moment it died at, the served generation is complete and verifiable.
             load_index(index_dir, model_id="hash:64", dimension=64)
         finished = subprocess.run(
-            [sys.executable, "-m", "qa.cli", "ingest", "--rebuild", "--quiet"],
+            [sys.executable, "-m", "cli", "ingest", "--rebuild", "--quiet"],
             env=env,
             capture_output=True,
             timeout=300,
@@ -219,7 +219,7 @@ def test_concurrent_build_is_refused(built: Settings) -> None:
         with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
             ingest(built, embedder=HashingEmbedder(64))
         other = subprocess.run(
-            [sys.executable, "-m", "qa.cli", "ingest", "--quiet"],
+            [sys.executable, "-m", "cli", "ingest", "--quiet"],
             env={
                 **ENV,
                 "QA_CORPUS_DIR": str(built.corpus_dir),

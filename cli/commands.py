@@ -1,4 +1,6 @@
-"""``qa ingest | search | serve | eval``: the command line over ``qa.service``."""
+"""``qa ingest | search | serve | mcp | eval``: the command line over ``qa.service``."""
+
+# A shell beside ``api`` and ``eval``, not in the library: ``qa`` never imports its shells.
 
 from __future__ import annotations
 
@@ -311,7 +313,3 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         args.write_baseline.write_text(baseline + "\n", "utf-8")
         print(f"wrote {args.write_baseline}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
