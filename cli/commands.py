@@ -243,6 +243,7 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from eval.harness import (
+        Report,
         baseline_from_report,
         evaluate_beir,
         evaluate_gold,
@@ -255,7 +256,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     stat_test = None if args.compare == "none" else args.compare
     retrieval = retrieval_settings(args.fusion)
-    report: dict[str, Any]
+    report: Report
     if args.beir:
         if args.write_baseline or args.split != "all":
             raise ConfigError("--write-baseline and --split apply to the gold set, not --beir")
@@ -300,7 +301,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             stat_test=stat_test,
         )
     if args.fusion:
-        report["fusion"] = retrieval.flat()
+        report = report.with_fusion(retrieval.flat())
     print(json_report(report) if args.json else format_report(report))
     if args.run_out:
         for mode, (path, lines) in write_run_files(report, args.run_out).items():

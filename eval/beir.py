@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import summarize
+from eval.results import BeirSource, Report
 from eval.runs import ModeRun, Query, run_mode, snippet
 from qa.config import Settings
 from qa.embed import Embedder
@@ -42,13 +43,8 @@ from qa.service import ingest, open_embedder, open_retriever
 from qa.types import SearchMode
 
 METRICS = {
-    "ndcg@10": "ndcg@10",
-    "recall@1": "recall@1",
-    "recall@5": "recall@5",
-    "recall@10": "recall@10",
-    "hit_rate@10": "hit_rate@10",
-    "mrr@10": "mrr@10",
-    "map@100": "map@100",
+    name: name
+    for name in ("ndcg@10", "recall@1", "recall@5", "recall@10", "hit_rate@10", "mrr@10", "map@100")
 }
 COMPARE_METRICS = ("ndcg@10", "recall@10")
 MAPPING_FILE = "ids.json"
@@ -179,7 +175,7 @@ def evaluate_beir(
     stat_test: str | None = "student",
     progress: ProgressCallback | None = None,
     retrieval: RetrievalSettings | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Ingest the dataset into its own index and score every judged query at document level."""
     dataset = load_beir(root, split)
     workdir = workdir or root / ".qa-corpus"
@@ -217,7 +213,7 @@ def evaluate_beir(
         for mode in dict.fromkeys(modes)
     }
     qrels = {q: dataset.qrels[q] for q in judged}
-    report = summarize(
+    summary = summarize(
         kind="beir",
         queries=queries,
         qrels=qrels,
@@ -228,21 +224,24 @@ def evaluate_beir(
         scopes=[split],
         stat_test=stat_test,
     )
-    return {
-        "beir": str(root),
-        "split": split,
-        "embed_model": embedder.model_id,
-        "index": str(index_dir),
-        "workdir": str(workdir),
-        "documents": len(dataset.corpus),
-        "documents_indexed": len(indexed),
-        "documents_not_indexed": sorted(set(dataset.corpus) - indexed)[:100],
-        "ingest_errors": [str(e) for e in outcome.ingest.errors],
-        "chunks": len(retriever.index.chunks),
-        "queries_total": len(dataset.queries),
-        "queries_without_judgements": len(set(dataset.queries) - set(dataset.qrels)),
-        "judged_queries_missing": sorted(set(dataset.qrels) - set(dataset.queries))[:100],
-        "queries_truncated": sum(len(dataset.queries[q]) > MAX_QUESTION_CHARS for q in judged),
-        **report,
-        "runs": {mode: run.run for mode, run in runs.items()},
-    }
+    source = BeirSource(
+        beir=str(root),
+        index=str(index_dir),
+        workdir=str(workdir),
+        documents=len(dataset.corpus),
+        documents_indexed=len(indexed),
+        documents_not_indexed=tuple(sorted(set(dataset.corpus) - indexed)[:100]),
+        ingest_errors=tuple(str(e) for e in outcome.ingest.errors),
+        queries_total=len(dataset.queries),
+        queries_without_judgements=len(set(dataset.queries) - set(dataset.qrels)),
+        judged_queries_missing=tuple(sorted(set(dataset.qrels) - set(dataset.queries))[:100]),
+        queries_truncated=sum(len(dataset.queries[q]) > MAX_QUESTION_CHARS for q in judged),
+    )
+    return Report(
+        source=source,
+        split=split,
+        embed_model=embedder.model_id,
+        chunks=len(retriever.index.chunks),
+        summary=summary,
+        runs={mode: run.run for mode, run in runs.items()},
+    )

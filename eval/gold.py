@@ -3,8 +3,9 @@
 A retrieved passage is relevant when it, or a footnote its citation carries, contains one of
 the question's evidence strings (whitespace ignored): the gold set does not depend on chunk ids
 or chunk sizes, and a question answered by a footnote is answered by any passage citing it.
-``recall@k`` here is the share of answerable questions with a relevant passage in the top k
-(ranx ``hit_rate@k``): the question a reader asks is "is the answer among the first k?".
+The metrics carry ranx's names: ``hit_rate@k`` is the share of answerable questions with a
+relevant passage in the top k (the question a reader asks is "is the answer among the first
+k?"); it is not ranx ``recall@k``, the share of all relevant passages found.
 Every question belongs to the ``dev`` or ``test`` split (a line without ``split`` is ``dev``).
 """
 
@@ -13,26 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eval.answers import evaluate_answers
 from eval.metrics import summarize
+from eval.results import GoldSource, Report
 from eval.runs import ModeRun, Query, run_mode
 from qa.retrieve import Retriever
 from qa.types import Chunk, Document, SearchMode
 
 DEPTH = 10
 SPLITS = ("dev", "test")
-METRICS = {
-    "recall@1": "hit_rate@1",
-    "recall@5": "hit_rate@5",
-    "recall@10": "hit_rate@10",
-    "mrr@10": "mrr@10",
-    "ndcg@10": "ndcg@10",
-}
-COMPARE_METRICS = ("mrr@10", "recall@5")
+METRICS = {name: name for name in ("hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr@10", "ndcg@10")}
+COMPARE_METRICS = ("mrr@10", "hit_rate@5")
 BASELINE_MODE = "hybrid"
 BASELINE_METRICS = (
     *METRICS,
@@ -124,7 +120,7 @@ def evaluate_gold(
     *,
     split: str = "all",
     stat_test: str | None = "student",
-) -> dict[str, Any]:
+) -> Report:
     """Run the gold questions of ``split`` (dev, test or all) in every mode and score them.
 
     With ``split="all"`` the report has the dev and test splits as well as all questions.
@@ -148,7 +144,7 @@ def evaluate_gold(
         mode: run_mode(retriever, queries, mode, top_k=DEPTH, unit=lambda h: h.citation.anchor)
         for mode in dict.fromkeys(modes)
     }
-    report = summarize(
+    summary = summarize(
         kind="gold",
         queries=queries,
         qrels=qrels,
@@ -161,46 +157,49 @@ def evaluate_gold(
     )
     answers = (
         {
-            scope: asdict(scores)
+            scope: scores
             for scope, scores in evaluate_answers(retriever, questions).items()
-            if scope in report["scopes"]
+            if scope in summary.scopes
         }
         if BASELINE_MODE in runs
         else {}
     )
-    return {
-        "gold": str(gold_path),
-        "gold_fingerprint": gold_fingerprint(everything),
-        "answers": answers,
-        "split": split,
-        "embed_model": retriever.embedder.model_id,
-        "chunks": len(index.chunks),
-        "evidence_not_found": sorted(q for q, rel in judged.items() if not rel),
-        **report,
-        "runs": {mode: run.run for mode, run in runs.items()},
-    }
+    source = GoldSource(
+        gold=str(gold_path),
+        gold_fingerprint=gold_fingerprint(everything),
+        answers=answers,
+        evidence_not_found=tuple(sorted(q for q, rel in judged.items() if not rel)),
+    )
+    return Report(
+        source=source,
+        split=split,
+        embed_model=retriever.embedder.model_id,
+        chunks=len(index.chunks),
+        summary=summary,
+        runs={mode: run.run for mode, run in runs.items()},
+    )
 
 
-def baseline_from_report(report: Mapping[str, Any], mode: str = BASELINE_MODE) -> dict[str, Any]:
+def baseline_from_report(report: Report, mode: str = BASELINE_MODE) -> dict[str, Any]:
     """The numbers ``tests/test_eval.py`` holds the code to: ``mode`` on the dev and test splits."""
-    if report.get("kind") != "gold" or not set(SPLITS) <= set(report["scopes"]):
+    if report.kind != "gold" or not set(SPLITS) <= set(report.scopes):
         raise ValueError("a baseline needs the gold set evaluated with --split all")
-    if mode not in report["modes"]:
+    if mode not in report.modes:
         raise ValueError(f"a baseline needs the {mode} mode")
+    gold = report.gold
     splits = {}
     for split in SPLITS:
-        values = report["modes"][mode]["splits"][split]
+        values = report.modes[mode].splits[split]
+        flag = values.answerable_flag
+        answers = gold.answers.get(split)
         splits[split] = {
-            "questions": report["counts"][split]["questions"],
-            "scored": report["counts"][split]["scored"],
-            **{m: _round(values["overall"][m]) for m in METRICS},
+            "questions": report.counts[split].questions,
+            "scored": report.counts[split].scored,
+            **{m: _round(values.overall[m]) for m in METRICS},
+            "unanswerable_flagged": _round(flag.unanswerable_flagged),
+            "answerable_misflagged": _round(flag.answerable_misflagged),
             **{
-                m: _round(values["answerable_flag"][m])
-                for m in BASELINE_METRICS
-                if m not in METRICS and m not in ANSWER_METRICS
-            },
-            **{
-                m: _round(report.get("answers", {}).get(split, {}).get(m))
+                m: _round(getattr(answers, m) if answers is not None else None)
                 for m in ANSWER_METRICS
                 if mode == BASELINE_MODE
             },
@@ -211,9 +210,9 @@ def baseline_from_report(report: Mapping[str, Any], mode: str = BASELINE_MODE) -
         "above)",
         "command": BASELINE_COMMAND,
         "gold": "eval/gold.jsonl",
-        "gold_fingerprint": report["gold_fingerprint"],
-        "embed_model": report["embed_model"],
-        "chunks": report["chunks"],
+        "gold_fingerprint": gold.gold_fingerprint,
+        "embed_model": report.embed_model,
+        "chunks": report.chunks,
         "mode": mode,
         "tolerance": 0.001,
         "splits": splits,
@@ -225,7 +224,7 @@ def _round(value: float | None) -> float | None:
 
 
 def baseline_regressions(
-    report: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: float = 0.001
+    report: Report, baseline: Mapping[str, Any], tolerance: float = 0.001
 ) -> list[str]:
     """Every metric of the baseline's mode that got worse than the baseline by more than
     ``tolerance`` (higher is better, except ``answerable_misflagged``)."""

@@ -3,12 +3,13 @@
 - ``eval.gold``: the gold set (relevance = evidence containment, splits, baseline)
 - ``eval.beir``: BEIR-format datasets, ingested into an index of their own, document-level
 - ``eval.runs``: asking the retriever every question; TREC run files, one per mode
-- ``eval.metrics``: ranx scoring and significance; the shared report dictionary
-- ``eval.report``: terminal table, JSON, Markdown report and the recall@k plot
+- ``eval.metrics``: ranx scoring and significance, arranged by ``summarize``
+- ``eval.results``: the report, a tree of frozen values (``Report.to_json`` is the JSON)
+- ``eval.report``: terminal table, JSON, Markdown report and the @k curve plot
 
-On the gold set ``recall@k`` is ranx ``hit_rate@k`` (share of answerable questions with a
-relevant passage in the top k); on BEIR it is ranx ``recall@k`` (true recall), with
-``hit_rate@k`` beside it.
+Metrics carry ranx's names. On the gold set they are ``hit_rate@k`` (share of answerable
+questions with a relevant passage in the top k), ``mrr@10`` and ``ndcg@10``; on BEIR
+``recall@k`` is ranx's true recall, with ``hit_rate@10`` beside it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from eval.gold import (
 from eval.metrics import Qrels, compare_modes
 from eval.metrics import score_runs as _score_runs
 from eval.report import format_report, json_report, markdown_report, write_report, write_run_files
+from eval.results import Report
 from eval.runs import MODE_PLACEHOLDER, RunDict, read_trec_run, run_paths, trec_lines
 
 __all__ = [
     "METRICS",
     "MODE_PLACEHOLDER",
     "GoldQuestion",
+    "Report",
     "baseline_from_report",
     "baseline_regressions",
     "compare_modes",

@@ -1,8 +1,9 @@
-"""Scoring runs with ranx, and the report dictionary every front end shares.
+"""Scoring runs with ranx, and the report values every front end shares.
 
 Every metric value comes from ranx (``evaluate`` and ``compare``); this module only averages
-ranx's per-query values over subsets (languages, splits) and arranges the results. Both the
-gold set (``eval.gold``) and BEIR datasets (``eval.beir``) go through :func:`summarize`, so
+ranx's per-query values over subsets (languages, splits) and arranges the results in the
+frozen tree of ``eval.results``. Both the gold set (``eval.gold``) and BEIR datasets
+(``eval.beir``) go through :func:`summarize`, so
 the text table, the JSON, the TREC run file and the Markdown report look the same for both.
 """
 
@@ -16,6 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from eval.results import (
+    Comparison,
+    Counts,
+    FlagStats,
+    Latency,
+    ModeResult,
+    QueryRow,
+    Scores,
+    Significance,
+    SplitResult,
+    Summary,
+    TopHit,
+)
 from eval.runs import ModeRun, Query, RunDict
 
 Qrels = dict[str, dict[str, int]]
@@ -41,7 +55,8 @@ def score_runs(
 ) -> dict[str, dict[str, float]]:
     """Per-query values from ranx ``evaluate``: ``{query_id: {our name: value}}``.
 
-    ``metrics`` maps the names we report to ranx metric names (``"recall@5": "hit_rate@5"``).
+    ``metrics`` maps the names we report to ranx metric names (ranx's own names, both on the
+    gold set and on BEIR: ``{"hit_rate@5": "hit_rate@5"}``).
     """
     from ranx import evaluate
 
@@ -62,12 +77,15 @@ def score_runs(
 
 def mean_metrics(
     per_query: Mapping[str, Mapping[str, float]], ids: Sequence[str], names: Sequence[str]
-) -> dict[str, float | None]:
+) -> Scores:
     """Means of ranx's per-query values over ``ids`` (what ranx's own mean is); None if empty."""
-    means: dict[str, float | None] = {"n": float(len(ids))}
-    for name in names:
-        means[name] = float(np.mean([per_query[q][name] for q in ids])) if ids else None
-    return means
+    return Scores(
+        n=len(ids),
+        values={
+            name: float(np.mean([per_query[q][name] for q in ids])) if ids else None
+            for name in names
+        },
+    )
 
 
 def first_relevant_rank(ranking: Mapping[str, float], relevant: Mapping[str, int]) -> int | None:
@@ -85,7 +103,7 @@ def compare_modes(
     *,
     stat_test: str = "student",
     alpha: float = ALPHA,
-) -> list[dict[str, Any]]:
+) -> tuple[Comparison, ...]:
     """Paired significance test (ranx ``compare``) for every pair of modes on ``metrics``.
 
     ``student`` is ranx's two-sided paired t-test (deterministic); ``fisher`` is its
@@ -101,7 +119,7 @@ def compare_modes(
         raise ValueError(f"stat_test must be one of {STAT_TESTS}, got {stat_test!r}")
     modes = list(runs)
     if len(modes) < 2 or not qrels:
-        return []
+        return ()
     ranx_qrels, _, ids = _ranx_inputs(qrels, {})
     ranx_runs = [
         RanxRun({q: runs[m].get(q) or {"<none>": 0.0} for q in ids}, name=m) for m in modes
@@ -126,49 +144,43 @@ def compare_modes(
                 significant = p <= alpha and mean_a != mean_b
                 better = (a if mean_a > mean_b else b) if significant else None
                 rows.append(
-                    {
-                        "a": a,
-                        "b": b,
-                        "metric": name,
-                        "mean_a": mean_a,
-                        "mean_b": mean_b,
-                        "n": len(ids),
-                        "p_value": p,
-                        "significant": significant,
-                        "better": better,
-                    }
+                    Comparison(
+                        a=a,
+                        b=b,
+                        metric=name,
+                        mean_a=mean_a,
+                        mean_b=mean_b,
+                        n=len(ids),
+                        p_value=p,
+                        significant=significant,
+                        better=better,
+                    )
                 )
-    return rows
+    return tuple(rows)
 
 
-def flag_stats(
-    queries: Sequence[Query], flagged: Mapping[str, bool]
-) -> dict[str, float | int | None]:
-    """How the retriever's ``answerable`` flag agrees with the truth (None when no such query).
-
-    ``unanswerable_flagged``: share of unanswerable questions it flags (answerable=False);
-    ``answerable_misflagged``: share of answerable questions it wrongly flags.
-    """
+def flag_stats(queries: Sequence[Query], flagged: Mapping[str, bool]) -> FlagStats:
+    """How the retriever's ``answerable`` flag agrees with the truth (see ``FlagStats``)."""
     unanswerable = [q for q in queries if not q.answerable and q.id in flagged]
     answerable = [q for q in queries if q.answerable and q.id in flagged]
-    return {
-        "unanswerable": len(unanswerable),
-        "unanswerable_flagged": (
+    return FlagStats(
+        unanswerable=len(unanswerable),
+        unanswerable_flagged=(
             sum(not flagged[q.id] for q in unanswerable) / len(unanswerable)
             if unanswerable
             else None
         ),
-        "answerable": len(answerable),
-        "answerable_misflagged": (
+        answerable=len(answerable),
+        answerable_misflagged=(
             sum(not flagged[q.id] for q in answerable) / len(answerable) if answerable else None
         ),
-    }
+    )
 
 
-def latency(values: Sequence[float]) -> dict[str, float | None]:
+def latency(values: Sequence[float]) -> Latency:
     if not values:
-        return {"median": None, "p95": None}
-    return {"median": statistics.median(values), "p95": float(np.percentile(values, 95))}
+        return Latency(median=None, p95=None)
+    return Latency(median=statistics.median(values), p95=float(np.percentile(values, 95)))
 
 
 def summarize(
@@ -182,12 +194,12 @@ def summarize(
     compare_metrics: Sequence[str],
     scopes: Sequence[str],
     stat_test: str | None = "student",
-) -> dict[str, Any]:
-    """The report dictionary: metrics per mode, per scope (split), per language and per question
-    tag (when queries have tags), and more.
+) -> Summary:
+    """Metrics per mode, per scope (split), per language and per question tag (when queries
+    have tags), significance between modes, and one row per query.
 
     ``scopes`` are split names and/or ``"all"``; the last one is the primary scope, whose values
-    also appear as each mode's ``overall`` and ``by_lang`` and drive the recall@k curve.
+    are each mode's ``overall`` and ``by_lang`` and drive the ``curve_metric``@k curve.
     """
     primary = scopes[-1]
 
@@ -196,10 +208,10 @@ def summarize(
 
     curve = {f"@{k}": f"{curve_metric}@{k}" for k in range(1, CURVE_DEPTH + 1)}
     names = list(metrics)
-    modes: dict[str, Any] = {}
+    modes: dict[str, ModeResult] = {}
     for mode, mode_run in runs.items():
         per_query = score_runs(qrels, mode_run.run, {**metrics, **curve})
-        splits: dict[str, Any] = {}
+        splits: dict[str, SplitResult] = {}
         for scope in scopes:
             scored = [q for q in in_scope(scope) if q.id in per_query]
             by_lang: dict[str, list[str]] = {}
@@ -208,88 +220,83 @@ def summarize(
                 by_lang.setdefault(q.lang, []).append(q.id)
                 for tag in q.tags:
                     by_tag.setdefault(tag, []).append(q.id)
-            splits[scope] = {
-                "overall": mean_metrics(per_query, [q.id for q in scored], names),
-                "by_lang": {
+            splits[scope] = SplitResult(
+                overall=mean_metrics(per_query, [q.id for q in scored], names),
+                by_lang={
                     lang: mean_metrics(per_query, ids, names)
                     for lang, ids in sorted(by_lang.items())
                 },
-                "by_tag": {
+                by_tag={
                     tag: mean_metrics(per_query, ids, names) for tag, ids in sorted(by_tag.items())
                 },
-                "answerable_flag": flag_stats(in_scope(scope), mode_run.flagged),
-            }
+                answerable_flag=flag_stats(in_scope(scope), mode_run.flagged),
+            )
         primary_ids = [q.id for q in in_scope(primary) if q.id in per_query]
         curve_means = mean_metrics(per_query, primary_ids, list(curve))
         ranks = {q: first_relevant_rank(mode_run.run.get(q, {}), qrels[q]) for q in primary_ids}
-        modes[mode] = {
-            "overall": splits[primary]["overall"],
-            "by_lang": splits[primary]["by_lang"],
-            "splits": splits,
-            "latency_ms": latency(mode_run.latency_ms),
-            "curve": [curve_means[f"@{k}"] for k in range(1, CURVE_DEPTH + 1)],
-            "misses@5": sorted(q for q, rank in ranks.items() if rank is None or rank > 5),
-        }
-    significance: dict[str, Any] = {
-        "stat_test": stat_test,
-        "alpha": ALPHA,
-        "metrics": list(compare_metrics),
-        "splits": {},
-    }
+        modes[mode] = ModeResult(
+            primary=primary,
+            splits=splits,
+            latency_ms=latency(mode_run.latency_ms),
+            curve=tuple(curve_means[f"@{k}"] for k in range(1, CURVE_DEPTH + 1)),
+            misses_at_5=tuple(sorted(q for q, rank in ranks.items() if rank is None or rank > 5)),
+        )
+    compared: dict[str, tuple[Comparison, ...]] = {}
     if stat_test is not None and len(runs) >= 2:
         for scope in scopes:
             ids = {q.id for q in in_scope(scope)}
             scoped = {q: rel for q, rel in qrels.items() if q in ids}
-            significance["splits"][scope] = compare_modes(
+            compared[scope] = compare_modes(
                 scoped,
                 {m: r.run for m, r in runs.items()},
                 {name: metrics[name] for name in compare_metrics},
                 stat_test=stat_test,
             )
-    return {
-        "kind": kind,
-        "scopes": list(scopes),
-        "primary": primary,
-        "metrics": dict(metrics),
-        "curve_metric": curve_metric,
-        "questions": len(queries),
-        "answerable": sum(q.answerable for q in queries),
-        "scored": sum(q.id in qrels for q in queries),
-        "counts": {
-            scope: {
-                "questions": len(in_scope(scope)),
-                "answerable": sum(q.answerable for q in in_scope(scope)),
-                "scored": sum(q.id in qrels for q in in_scope(scope)),
-            }
+    return Summary(
+        kind=kind,
+        scopes=tuple(scopes),
+        metrics=dict(metrics),
+        curve_metric=curve_metric,
+        questions=len(queries),
+        answerable=sum(q.answerable for q in queries),
+        scored=sum(q.id in qrels for q in queries),
+        counts={
+            scope: Counts(
+                questions=len(in_scope(scope)),
+                answerable=sum(q.answerable for q in in_scope(scope)),
+                scored=sum(q.id in qrels for q in in_scope(scope)),
+            )
             for scope in scopes
         },
-        "modes": modes,
-        "significance": significance,
-        "queries": [_query_row(q, qrels, runs) for q in queries],
-    }
+        modes=modes,
+        significance=Significance(
+            stat_test=stat_test, alpha=ALPHA, metrics=tuple(compare_metrics), splits=compared
+        ),
+        queries=tuple(_query_row(q, qrels, runs) for q in queries),
+    )
 
 
-def _query_row(query: Query, qrels: Qrels, runs: Mapping[str, ModeRun]) -> dict[str, Any]:
+def _query_row(query: Query, qrels: Qrels, runs: Mapping[str, ModeRun]) -> QueryRow:
     relevant = qrels.get(query.id)
-    return {
-        "id": query.id,
-        "question": query.text,
-        "lang": query.lang,
-        "split": query.split,
-        "tags": list(query.tags),
-        "answerable": query.answerable,
-        "scored": relevant is not None,
-        "expected": list(query.expected),
-        "answer": query.answer,
-        "first_relevant_rank": {
+    return QueryRow(
+        id=query.id,
+        question=query.text,
+        lang=query.lang,
+        split=query.split,
+        tags=tuple(query.tags),
+        answerable=query.answerable,
+        scored=relevant is not None,
+        expected=tuple(query.expected),
+        answer=query.answer,
+        first_relevant_rank={
             m: first_relevant_rank(r.run.get(query.id, {}), relevant) if relevant else None
             for m, r in runs.items()
         },
-        "flagged_answerable": {m: r.flagged.get(query.id) for m, r in runs.items()},
-        "confidence": {m: r.confidence.get(query.id) for m, r in runs.items()},
-        "top_hit": {
-            m: {"id": r.top_hit[query.id][0], "text": r.top_hit[query.id][1]}
+        flagged_answerable={m: r.flagged.get(query.id) for m, r in runs.items()},
+        confidence={m: r.confidence.get(query.id) for m, r in runs.items()},
+        top_hit={
+            m: TopHit(id=r.top_hit[query.id][0], text=r.top_hit[query.id][1])
             for m, r in runs.items()
             if query.id in r.top_hit
         },
-    }
+    )

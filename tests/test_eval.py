@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import CORPUS, GOLD, ROOT
@@ -15,6 +14,7 @@ from eval.beir import file_stems, load_beir
 from eval.gold import BASELINE_COMMAND, BASELINE_METRICS
 from eval.gold import METRICS as GOLD_METRICS
 from eval.harness import (
+    Report,
     baseline_from_report,
     baseline_regressions,
     compare_modes,
@@ -50,22 +50,22 @@ from qa.types import Chunk, Document, Footnote
 # Raised after the hubness discount (measured 0.882/0.953/0.976/0.910, 0.816/0.956/0.982/0.876
 # and 0.817/0.954/0.980/0.874).
 FLOORS_BY_SET = {
-    101: {"hybrid": {"recall@1": 0.88, "recall@5": 0.95, "recall@10": 0.97, "mrr@10": 0.90}},
-    136: {"hybrid": {"recall@1": 0.81, "recall@5": 0.95, "recall@10": 0.98, "mrr@10": 0.87}},
-    195: {"hybrid": {"recall@1": 0.81, "recall@5": 0.95, "recall@10": 0.97, "mrr@10": 0.87}},
+    101: {"hybrid": {"hit_rate@1": 0.88, "hit_rate@5": 0.95, "hit_rate@10": 0.97, "mrr@10": 0.90}},
+    136: {"hybrid": {"hit_rate@1": 0.81, "hit_rate@5": 0.95, "hit_rate@10": 0.98, "mrr@10": 0.87}},
+    195: {"hybrid": {"hit_rate@1": 0.81, "hit_rate@5": 0.95, "hit_rate@10": 0.97, "mrr@10": 0.87}},
 }
 # The 37 English dev questions translated into German, Spanish, French and Korean by a helper
 # session (same evidence): languages the gold set does not have. Measured 2026-11-23 once the
-# English dictionary stopped applying to other Latin-script languages (hybrid recall@5 0.759,
-# MRR@10 0.587; de / es / fr / ko recall@5 0.786 / 0.750 / 0.750 / 0.750); only raise these.
+# English dictionary stopped applying to other Latin-script languages (hybrid hit_rate@5 0.759,
+# MRR@10 0.587; de / es / fr / ko hit_rate@5 0.786 / 0.750 / 0.750 / 0.750); only raise these.
 TRANSLATED = ROOT / "eval" / "gold-translated.jsonl"
 LANGS = ("de", "es", "fr", "ko")
 TRANSLATED_FLOORS = {
-    "overall": {"recall@5": 0.75, "mrr@10": 0.58},
-    "de": {"recall@5": 0.78},
-    "es": {"recall@5": 0.75},
-    "fr": {"recall@5": 0.75},
-    "ko": {"recall@5": 0.75},
+    "overall": {"hit_rate@5": 0.75, "mrr@10": 0.58},
+    "de": {"hit_rate@5": 0.78},
+    "es": {"hit_rate@5": 0.75},
+    "fr": {"hit_rate@5": 0.75},
+    "ko": {"hit_rate@5": 0.75},
 }
 BASELINE = ROOT / "eval" / "baseline.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,15 +82,15 @@ def test_metrics_on_a_hand_annotated_run() -> None:
         "q3": {f"n{i}": 1 / i for i in range(1, 12)},  # relevant never retrieved
     }
     values = score_runs(qrels, run)
-    assert values["q1"]["recall@1"] == 0.0 and values["q1"]["recall@5"] == 1.0
+    assert values["q1"]["hit_rate@1"] == 0.0 and values["q1"]["hit_rate@5"] == 1.0
     assert values["q1"]["mrr@10"] == pytest.approx(0.5)
-    assert values["q2"]["recall@1"] == 1.0 and values["q2"]["mrr@10"] == pytest.approx(1.0)
+    assert values["q2"]["hit_rate@1"] == 1.0 and values["q2"]["mrr@10"] == pytest.approx(1.0)
     # DCG = 1 + 1/log2(4) = 1.5; ideal = 1 + 1/log2(3)
     assert values["q2"]["ndcg@10"] == pytest.approx(1.5 / (1 + 1 / 1.5849625), rel=1e-4)
     assert values["q3"] == {
-        "recall@1": 0.0,
-        "recall@5": 0.0,
-        "recall@10": 0.0,
+        "hit_rate@1": 0.0,
+        "hit_rate@5": 0.0,
+        "hit_rate@10": 0.0,
         "mrr@10": 0.0,
         "ndcg@10": 0.0,
     }
@@ -124,21 +124,21 @@ def test_significance_p_values_are_probabilities() -> None:
     good = {q: {"a": 1.0, "b": 0.5} for q in qrels}  # relevant first everywhere: RR 1
     bad = {q: {"b": 1.0, "c": 0.5, "a": 1 / 3} for q in qrels}  # relevant third: RR 1/3
     mixed = {q: good[q] if i % 2 else bad[q] for i, q in enumerate(qrels)}
-    metrics = {"mrr@10": "mrr@10", "recall@5": "hit_rate@5"}
+    metrics = {"mrr@10": "mrr@10", "hit_rate@5": "hit_rate@5"}
     for stat_test in ("student", "fisher"):
         rows = compare_modes(
             qrels, {"good": good, "bad": bad, "mixed": mixed}, metrics, stat_test=stat_test
         )
         assert len(rows) == 3 * 2  # three pairs, two metrics
-        assert all(0.0 <= row["p_value"] <= 1.0 for row in rows)
-        by_key = {(row["a"], row["b"], row["metric"]): row for row in rows}
-        # Identical recall@5 (1.0 everywhere): no difference, p = 1 (ranx returns NaN).
-        assert by_key["good", "bad", "recall@5"]["p_value"] == 1.0
-        assert by_key["good", "bad", "recall@5"]["better"] is None
+        assert all(0.0 <= row.p_value <= 1.0 for row in rows)
+        by_key = {(row.a, row.b, row.metric): row for row in rows}
+        # Identical hit_rate@5 (1.0 everywhere): no difference, p = 1 (ranx returns NaN).
+        assert by_key["good", "bad", "hit_rate@5"].p_value == 1.0
+        assert by_key["good", "bad", "hit_rate@5"].better is None
         # RR 1 vs 1/3 on every query: a difference of constant sign, significant at 0.05.
         row = by_key["good", "bad", "mrr@10"]
-        assert row["mean_a"] == 1.0 and row["mean_b"] == pytest.approx(1 / 3)
-        assert row["p_value"] < 0.05 and row["significant"] and row["better"] == "good"
+        assert row.mean_a == 1.0 and row.mean_b == pytest.approx(1 / 3)
+        assert row.p_value < 0.05 and row.significant and row.better == "good"
 
 
 def test_trec_run_file_round_trips(tmp_path: Path) -> None:
@@ -242,19 +242,19 @@ def test_split_filtering(corpus_retriever: Retriever, tmp_path: Path) -> None:
     gold = _small_gold(tmp_path)
     ids = [q.id for q in load_gold(gold)]
     report = evaluate_gold(corpus_retriever, gold, ["hybrid", "lexical"], split="test")
-    assert report["scopes"] == ["test"] and [q["id"] for q in report["queries"]] == ids[2:]
-    assert set(report["runs"]["hybrid"]) == set(ids[2:])
-    assert report["modes"]["hybrid"]["overall"]["n"] == 1
-    flag = report["modes"]["hybrid"]["splits"]["test"]["answerable_flag"]
-    assert flag["unanswerable"] == 1 and flag["answerable"] == 1
-    assert flag["unanswerable_flagged"] in (0.0, 1.0)
+    assert report.scopes == ("test",) and [q.id for q in report.queries] == ids[2:]
+    assert set(report.runs["hybrid"]) == set(ids[2:])
+    assert report.modes["hybrid"].overall.n == 1
+    flag = report.modes["hybrid"].splits["test"].answerable_flag
+    assert flag.unanswerable == 1 and flag.answerable == 1
+    assert flag.unanswerable_flagged in (0.0, 1.0)
 
     everything = evaluate_gold(corpus_retriever, gold, ["hybrid"], split="all")
-    assert everything["scopes"] == ["dev", "test", "all"]
-    splits = everything["modes"]["hybrid"]["splits"]
-    assert [splits[s]["overall"]["n"] for s in ("dev", "test", "all")] == [2, 1, 3]
-    assert everything["counts"]["dev"]["questions"] == 2  # the line without "split" is dev
-    assert everything["significance"]["splits"] == {}  # one mode: nothing to compare
+    assert everything.scopes == ("dev", "test", "all")
+    splits = everything.modes["hybrid"].splits
+    assert [splits[s].overall.n for s in ("dev", "test", "all")] == [2, 1, 3]
+    assert everything.counts["dev"].questions == 2  # the line without "split" is dev
+    assert everything.significance.splits == {}  # one mode: nothing to compare
 
 
 def test_gold_cli_writes_json_run_and_report(
@@ -280,7 +280,7 @@ def test_gold_cli_writes_json_run_and_report(
         assert set(out["modes"][mode]["overall"]) == {"n", *GOLD_METRICS}
         assert set(out["modes"][mode]["latency_ms"]) == {"median", "p95"}
     rows = out["significance"]["splits"]["dev"]
-    assert {r["metric"] for r in rows} == {"mrr@10", "recall@5"}
+    assert {r["metric"] for r in rows} == {"mrr@10", "hit_rate@5"}
     assert all(0.0 <= r["p_value"] <= 1.0 for r in rows)
     assert not run_file.exists()  # two modes: the mode goes before the suffix, one file each
     runs = {}
@@ -336,16 +336,21 @@ def _is_png(path: Path) -> bool:
     return path.read_bytes().startswith(PNG_SIGNATURE) and imread(str(path)).ndim == 3
 
 
+def _num(value: float | None) -> float:
+    assert value is not None
+    return value
+
+
 @pytest.fixture(scope="module")
-def gold_report(corpus_retriever: Retriever) -> dict[str, Any]:
+def gold_report(corpus_retriever: Retriever) -> Report:
     return evaluate_gold(corpus_retriever, GOLD, ["hybrid", "dense", "lexical"])
 
 
 def test_quality_floor_on_gold_set(
-    gold_report: dict[str, Any], corpus_retriever: Retriever, tmp_path: Path
+    gold_report: Report, corpus_retriever: Retriever, tmp_path: Path
 ) -> None:
     report = gold_report
-    assert report["scored"] == report["answerable"], report["evidence_not_found"]
+    assert report.summary.scored == report.summary.answerable, report.gold.evidence_not_found
     lines = GOLD.read_text("utf-8").splitlines(keepends=True)
     for size, floors_by_mode in FLOORS_BY_SET.items():
         measured = report
@@ -353,13 +358,13 @@ def test_quality_floor_on_gold_set(
             first = tmp_path / f"first{size}.jsonl"
             first.write_text("".join(lines[:size]))
             measured = evaluate_gold(corpus_retriever, first, ["hybrid"], stat_test=None)
-        assert measured["questions"] == size
+        assert measured.summary.questions == size
         for mode, floors in floors_by_mode.items():
-            overall = measured["modes"][mode]["overall"]
+            overall = measured.modes[mode].overall
             for metric, floor in floors.items():
-                assert overall[metric] >= floor, (mode, metric, overall[metric])
+                assert (overall[metric] or 0.0) >= floor, (mode, metric, overall[metric])
     table = format_report(report)
-    assert "recall@5" in table and "hybrid" in table and "p95" in table
+    assert "hit_rate@5" in table and "hybrid" in table and "p95" in table
 
 
 def test_translated_questions_are_the_english_dev_questions() -> None:
@@ -379,22 +384,22 @@ def test_translated_questions_are_the_english_dev_questions() -> None:
 def test_quality_floor_on_questions_in_other_languages(corpus_retriever: Retriever) -> None:
     """Languages the gold set lacks. Fusion must not do worse than the dense ranking alone:
     before the English dictionary was kept to English questions, German function words
-    ("die", "was", "hat") were translated and hybrid recall@5 was 0.714 against dense 0.759."""
+    ("die", "was", "hat") were translated and hybrid hit_rate@5 was 0.714 against dense 0.759."""
     report = evaluate_gold(
         corpus_retriever, TRANSLATED, ["hybrid", "dense"], split="dev", stat_test=None
     )
-    assert report["scored"] == report["answerable"] == 112
-    hybrid, dense = report["modes"]["hybrid"], report["modes"]["dense"]
+    assert report.summary.scored == report.summary.answerable == 112
+    hybrid, dense = report.modes["hybrid"], report.modes["dense"]
     for scope, floors in TRANSLATED_FLOORS.items():
-        measured = hybrid["overall"] if scope == "overall" else hybrid["by_lang"][scope]
+        measured = hybrid.overall if scope == "overall" else hybrid.by_lang[scope]
         for metric, floor in floors.items():
-            assert measured[metric] >= floor, (scope, metric, measured[metric])
-    assert hybrid["overall"]["recall@5"] >= dense["overall"]["recall@5"]
+            assert (measured[metric] or 0.0) >= floor, (scope, metric, measured[metric])
+    assert (hybrid.overall["hit_rate@5"] or 0.0) >= (dense.overall["hit_rate@5"] or 0.0)
 
 
-def test_no_regression_against_the_stored_baseline(gold_report: dict[str, Any]) -> None:
+def test_no_regression_against_the_stored_baseline(gold_report: Report) -> None:
     baseline = json.loads(BASELINE.read_text("utf-8"))
-    assert gold_report["gold_fingerprint"] == baseline["gold_fingerprint"], (
+    assert gold_report.gold.gold_fingerprint == baseline["gold_fingerprint"], (
         "eval/gold.jsonl changed since eval/baseline.json was written; after checking the "
         f"numbers, regenerate it with `{BASELINE_COMMAND}`"
     )
@@ -404,7 +409,7 @@ def test_no_regression_against_the_stored_baseline(gold_report: dict[str, Any]) 
 
 
 def test_dictionary_terms_lift_english_questions(
-    corpus_retriever: Retriever, gold_report: dict[str, Any]
+    corpus_retriever: Retriever, gold_report: Report
 ) -> None:
     """The cross-lingual lexical terms are what lifts English questions; Chinese ones are
     untouched (they get no terms)."""
@@ -413,17 +418,17 @@ def test_dictionary_terms_lift_english_questions(
         corpus_retriever.embedder,
         RetrievalSettings(expansion=ExpansionSettings(cross_lingual=False)),
     )
-    without = evaluate_gold(plain, GOLD, ["hybrid"], stat_test=None)["modes"]["hybrid"]
-    with_terms = gold_report["modes"]["hybrid"]
-    english, before = with_terms["by_lang"]["en"], without["by_lang"]["en"]
-    assert english["mrr@10"] > before["mrr@10"] + 0.1, (english, before)
-    assert english["recall@1"] > before["recall@1"]
+    without = evaluate_gold(plain, GOLD, ["hybrid"], stat_test=None).modes["hybrid"]
+    with_terms = gold_report.modes["hybrid"]
+    english, before = with_terms.by_lang["en"].values, without.by_lang["en"].values
+    assert _num(english["mrr@10"]) > _num(before["mrr@10"]) + 0.1, (english, before)
+    assert _num(english["hit_rate@1"]) > _num(before["hit_rate@1"])
     for lang in ("zh-tw", "zh-cn"):
-        assert with_terms["by_lang"][lang] == without["by_lang"][lang]
+        assert with_terms.by_lang[lang] == without.by_lang[lang]
 
 
 def test_dense_leads_for_japanese_questions(
-    corpus_retriever: Retriever, gold_report: dict[str, Any]
+    corpus_retriever: Retriever, gold_report: Report
 ) -> None:
     """Japanese questions match Chinese text word for word only through their kanji, so their
     lexical ranking weighs less; that is what lifts them, and no other language moves."""
@@ -432,31 +437,34 @@ def test_dense_leads_for_japanese_questions(
         corpus_retriever.embedder,
         RetrievalSettings().with_(lexical_weight_kana=FusionSettings().lexical_weight),
     )
-    before = evaluate_gold(equal, GOLD, ["hybrid"], stat_test=None)["modes"]["hybrid"]["by_lang"]
-    after = gold_report["modes"]["hybrid"]["by_lang"]
-    assert after["ja"]["mrr@10"] > before["ja"]["mrr@10"] + 0.05, (after["ja"], before["ja"])
-    assert after["ja"]["recall@5"] >= before["ja"]["recall@5"]
+    before = evaluate_gold(equal, GOLD, ["hybrid"], stat_test=None).modes["hybrid"].by_lang
+    after = gold_report.modes["hybrid"].by_lang
+    assert _num(after["ja"]["mrr@10"]) > _num(before["ja"]["mrr@10"]) + 0.05, (
+        after["ja"],
+        before["ja"],
+    )
+    assert _num(after["ja"]["hit_rate@5"]) >= _num(before["ja"]["hit_rate@5"])
     for lang in ("en", "zh-tw", "zh-cn"):
         assert after[lang] == before[lang]
 
 
 def test_hubness_discount_lifts_the_gold_set(
-    corpus_retriever: Retriever, gold_report: dict[str, Any]
+    corpus_retriever: Retriever, gold_report: Report
 ) -> None:
     """Discounting passages that lie close to the whole corpus (``qa.hubness``) is what lifts
-    hybrid MRR@10 over all answerable questions (0.857 -> 0.873 when it was added); recall@5
+    hybrid MRR@10 over all answerable questions (0.857 -> 0.873 when it was added); hit_rate@5
     does not fall, and dense-only ranking gains too."""
     plain = Retriever(
         corpus_retriever.index,
         corpus_retriever.embedder,
         RetrievalSettings(dense=DenseSettings(hubness_weight=0.0)),
     )
-    before = evaluate_gold(plain, GOLD, ["hybrid", "dense"], stat_test=None)["modes"]
-    after = gold_report["modes"]
+    before = evaluate_gold(plain, GOLD, ["hybrid", "dense"], stat_test=None).modes
+    after = gold_report.modes
     for mode in ("hybrid", "dense"):
-        was, now = before[mode]["overall"], after[mode]["overall"]
-        assert now["mrr@10"] > was["mrr@10"] + 0.01, (mode, now, was)
-        assert now["recall@5"] >= was["recall@5"], (mode, now, was)
+        was, now = before[mode].overall, after[mode].overall
+        assert _num(now["mrr@10"]) > _num(was["mrr@10"]) + 0.01, (mode, now, was)
+        assert _num(now["hit_rate@5"]) >= _num(was["hit_rate@5"]), (mode, now, was)
 
 
 def test_fusion_overrides_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -477,7 +485,7 @@ def test_fusion_overrides_are_parsed_and_checked(capsys: pytest.CaptureFixture[s
     assert "fusion setting k must be a whole number" in capsys.readouterr().err
 
 
-def test_baseline_regressions_are_detected(gold_report: dict[str, Any]) -> None:
+def test_baseline_regressions_are_detected(gold_report: Report) -> None:
     baseline = baseline_from_report(gold_report)
     assert baseline_regressions(gold_report, baseline) == []
     raised = json.loads(json.dumps(baseline))
@@ -485,10 +493,10 @@ def test_baseline_regressions_are_detected(gold_report: dict[str, Any]) -> None:
     raised["splits"]["dev"]["answerable_misflagged"] = -0.01  # lower is better for this one
     problems = baseline_regressions(gold_report, raised)
     assert len(problems) == 2 and any("test mrr@10" in p for p in problems)
-    assert gold_report["gold_fingerprint"] == gold_fingerprint(load_gold(GOLD))
+    assert gold_report.gold.gold_fingerprint == gold_fingerprint(load_gold(GOLD))
 
 
-def test_gold_report_has_every_section(gold_report: dict[str, Any], tmp_path: Path) -> None:
+def test_gold_report_has_every_section(gold_report: Report, tmp_path: Path) -> None:
     markdown, plot = write_report(gold_report, tmp_path / "report")
     text = markdown.read_text("utf-8")
     for heading in (
@@ -503,18 +511,18 @@ def test_gold_report_has_every_section(gold_report: dict[str, Any], tmp_path: Pa
     ):
         assert heading in text
     footnote_ids = {q.id for q in load_gold(GOLD) if q.answerable and "footnote" in q.tags}
-    by_tag = gold_report["modes"]["hybrid"]["splits"]["all"]["by_tag"]
-    assert by_tag["footnote"]["n"] == len(footnote_ids) > 0
-    rows = [q for q in gold_report["queries"] if q["id"] in footnote_ids]
-    footnote_ranks = [q["first_relevant_rank"]["hybrid"] for q in rows]
+    by_tag = gold_report.modes["hybrid"].splits["all"].by_tag
+    assert by_tag["footnote"].n == len(footnote_ids) > 0
+    rows = [q for q in gold_report.queries if q.id in footnote_ids]
+    footnote_ranks = [q.first_relevant_rank["hybrid"] for q in rows]
     hits_at_1 = sum(rank == 1 for rank in footnote_ranks)
-    assert by_tag["footnote"]["recall@1"] == pytest.approx(hits_at_1 / len(footnote_ids))
+    assert by_tag["footnote"]["hit_rate@1"] == pytest.approx(hits_at_1 / len(footnote_ids))
     assert "](recall_at_k.png)" in text and _is_png(plot)
     per_query = markdown_report(gold_report).split("## Per query")[1]
-    assert all(f"| {q['id']} |" in per_query for q in gold_report["queries"])
+    assert all(f"| {q.id} |" in per_query for q in gold_report.queries)
     for scope in ("dev", "test", "all"):
-        for row in gold_report["significance"]["splits"][scope]:
-            assert 0.0 <= row["p_value"] <= 1.0
+        for row in gold_report.significance.splits[scope]:
+            assert 0.0 <= row.p_value <= 1.0
 
 
 # --- BEIR ---------------------------------------------------------------------------------------
