@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from api import create_app
 from qa.config import Settings
@@ -39,6 +41,14 @@ LEVEL2 = (
     "伍、醫藥安全與製藥供應鏈韌性",
     "陸、小結",
 )
+# Hypothesis keeps no example database and no cache in the working tree (.hypothesis/): a test
+# run leaves nothing behind there.
+hypothesis_settings.register_profile("citeqa", database=None)
+hypothesis_settings.load_profile("citeqa")
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="qa-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
 GOLD = ROOT / "eval" / "gold.jsonl"
 CHAPTER = "indsr-2025-ch6-japan-supply-chain-security"
 NEWS = "nownews-2026-01-14-japan-g7-democratic-rare-earth-chain"
