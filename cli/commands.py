@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +161,7 @@ def _run_ingest(
     quiet: bool,
     prune: bool = False,
 ) -> IngestOutcome:
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet or total < 128:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
-        bar.update(done - bar.n)
-
-    try:
+    with closing(_ProgressBar(quiet)) as progress:
         outcome = ingest(
             settings,
             paths,
@@ -182,15 +171,34 @@ def _run_ingest(
             progress=progress,
             announce=_announce,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     for error in outcome.ingest.errors:
         print(f"error: {error}", file=sys.stderr)
     for document in outcome.ingest.documents:  # indexed, but probably not what the file shows
         for warning in document.warnings:
             print(f"warning: {document.source_path}: {warning}", file=sys.stderr)
     return outcome
+
+
+class _ProgressBar:
+    """Embedding progress on stderr (a tqdm bar, from the first batch of a long run of at least
+    128 texts on), unless ``quiet``; called as ``progress(done, total)``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total < 128:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
@@ -260,19 +268,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.beir:
         if args.write_baseline or args.split != "all":
             raise ConfigError("--write-baseline and --split apply to the gold set, not --beir")
-        bar: Any = None
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if args.quiet or total < 128:
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
-            bar.update(done - bar.n)
-
-        try:
+        with closing(_ProgressBar(args.quiet)) as progress:
             report = evaluate_beir(
                 args.beir,
                 settings,
@@ -284,9 +280,6 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                 progress=progress,
                 retrieval=retrieval,
             )
-        finally:
-            if bar is not None:
-                bar.close()
     else:
         if args.write_baseline and (args.split != "all" or "hybrid" not in args.modes):
             raise ConfigError("--write-baseline needs --split all and the hybrid mode")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,28 +146,22 @@ class LiveServer:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def live_server(
-    corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """``qa serve --no-ingest`` on a free port, serving the corpus index; always terminated."""
+@contextmanager
+def serve_index(index_dir: Path, workdir: Path, **env: str) -> Iterator[LiveServer]:
+    """``qa serve --no-ingest`` over ``index_dir`` on a free port (``env``: extra ``QA_*``
+    settings), ready when it yields; always terminated."""
     port = free_port()
-    workdir = tmp_path_factory.mktemp("live-server")
     log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "QA_INDEX_DIR": str(corpus_settings.index_dir),
-        "QA_THREADS": "1",
-        "QA_RELOAD_INTERVAL": "0",
-    }
-    env.pop("QA_API_KEYS", None)
+    environ = {**os.environ, "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
+    environ.pop("QA_API_KEYS", None)
+    environ.update(QA_INDEX_DIR=str(index_dir), **env)
     command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as output:
         # cwd: no ./index or ./corpus to fall back on
         process = subprocess.Popen(
-            command, env=env, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
+            command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 60
@@ -184,3 +179,12 @@ def live_server(
         yield LiveServer(url, "127.0.0.1", port, log)
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The corpus index served by a real ``qa serve`` process, shared by the session."""
+    with serve_index(corpus_settings.index_dir, tmp_path_factory.mktemp("live-server")) as server:
+        yield server

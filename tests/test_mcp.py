@@ -3,10 +3,7 @@ real ``qa serve`` over streamable HTTP (behind an API key). Both list and call e
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from conftest import BUNDLED, free_port, stop_process
+from conftest import BUNDLED, serve_index
 from mcp.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -156,40 +153,10 @@ def keyed_server(
     corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``qa serve --no-ingest`` with ``QA_API_KEYS`` set, on a free port; always terminated."""
-    port = free_port()
     workdir = tmp_path_factory.mktemp("mcp-server")
-    log = workdir / "server.log"
-    env = {
-        **os.environ,
-        "QA_INDEX_DIR": str(corpus_settings.index_dir),
-        "QA_THREADS": "1",
-        "QA_RELOAD_INTERVAL": "0",
-        "QA_API_KEYS": KEY,
-    }
-    command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command, env=env, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited:\n{log.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"/readyz not 200 after 60 s:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop_process(process)
-        assert "Traceback" not in log.read_text(errors="replace")
+    with serve_index(corpus_settings.index_dir, workdir, QA_API_KEYS=KEY) as server:
+        yield server.url
+    assert "Traceback" not in server.log.read_text(errors="replace")
 
 
 def test_streamable_http_with_the_api_key(keyed_server: str) -> None:
