@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -29,11 +29,16 @@ def passage_url(request: Request, anchor: str) -> str:
     return f"{request.url_for('passage')}?anchor={quote(anchor, safe='')}"
 
 
-def answer_body(request: Request, answer: Answer) -> AnswerResponse:
+def answer_with_urls(request: Request, answer: Answer) -> dict[str, Any]:
+    """``answer_json`` with each reference's ``url`` on this service."""
     body = answer_json(answer)
     for reference in body["references"]:
         reference["url"] = passage_url(request, reference["citation"]["anchor"])
-    return AnswerResponse.model_validate(body)
+    return body
+
+
+def answer_body(request: Request, answer: Answer) -> AnswerResponse:
+    return AnswerResponse.model_validate(answer_with_urls(request, answer))
 
 
 @router.post("/v1/answer", response_model=AnswerResponse, responses=ANSWER_ERRORS, tags=["answers"])

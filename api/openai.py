@@ -26,14 +26,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.answers import passage_url
+from api.answers import answer_with_urls, passage_url
 from api.errors import OpenAIRequestError, openai_error_body
 from api.routes import RetrieverDep
 from qa.answer import stream_answer
 from qa.errors import InvalidQueryError, QAError, UpstreamTimeoutError
 from qa.llm import LLMSettings, llm_settings
 from qa.retrieve import MAX_CONTEXT_SENTENCES, MAX_TOP_K, Retriever
-from qa.serialize import answer_json
 from qa.types import Answer, SearchMode
 
 MODEL_ID = "citeqa"
@@ -230,10 +229,7 @@ def url_citations(request: Request, content: str, answer: Answer) -> list[dict[s
 
 def _extra(request: Request, answer: Answer) -> dict[str, Any]:
     """The answer as ``POST /v1/answer`` gives it: references with their full citations."""
-    body = answer_json(answer)
-    for reference in body["references"]:
-        reference["url"] = passage_url(request, reference["citation"]["anchor"])
-    return body
+    return answer_with_urls(request, answer)
 
 
 def _sse(
