@@ -7,6 +7,7 @@ bundled documents are copied by name into a temporary corpus (``CORPUS``) that e
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -146,39 +147,52 @@ class LiveServer:
     log: Path
 
 
+class ServerProcess:
+    """``qa serve --no-ingest`` over ``index_dir`` on a free port, started at once (``env``:
+    extra ``QA_*`` settings; no API keys unless given); ``ready()`` waits for ``/readyz``.
+    Starting before waiting lets two servers load their models side by side."""
+
+    def __init__(self, index_dir: Path, workdir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / f"server-{self.port}.log"
+        environ = {k: v for k, v in os.environ.items() if k != "QA_API_KEYS"}
+        environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
+        environ |= env
+        command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
+            self.process = subprocess.Popen(
+                command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
+            )
+        self._ready = False
+
+    def ready(self, timeout: float = 60.0) -> LiveServer:
+        deadline = time.monotonic() + timeout
+        while not self._ready:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited:\n{self.log.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                log = self.log.read_text(errors="replace")
+                pytest.fail(f"/readyz not 200 after {timeout:.0f} s:\n{log}")
+            with contextlib.suppress(httpx.TransportError):
+                self._ready = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            if not self._ready:
+                time.sleep(0.2)
+        return LiveServer(self.url, "127.0.0.1", self.port, self.log)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
 @contextmanager
 def serve_index(index_dir: Path, workdir: Path, **env: str) -> Iterator[LiveServer]:
-    """``qa serve --no-ingest`` over ``index_dir`` on a free port (``env``: extra ``QA_*``
-    settings), ready when it yields; always terminated."""
-    port = free_port()
-    log = workdir / "server.log"
-    environ = {**os.environ, "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
-    environ.pop("QA_API_KEYS", None)
-    environ.update(QA_INDEX_DIR=str(index_dir), **env)
-    command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as output:
-        # cwd: no ./index or ./corpus to fall back on
-        process = subprocess.Popen(
-            command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-        )
+    """A ``ServerProcess``, ready when it yields; always terminated."""
+    server = ServerProcess(index_dir, workdir, **env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited:\n{log.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"/readyz not 200 after 60 s:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield LiveServer(url, "127.0.0.1", port, log)
+        yield server.ready()
     finally:
-        stop_process(process)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

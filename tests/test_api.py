@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAPTER, CORPUS, GOLD, NEWS, stop_process
+from conftest import CHAPTER, CORPUS, GOLD, NEWS, free_port, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -543,13 +542,6 @@ def test_app_with_index_of_another_model_is_503(
 # --- a real server ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _qa_command() -> list[str]:
     script = Path(sys.executable).with_name("qa")
     return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
@@ -559,7 +551,7 @@ def _qa_command() -> list[str]:
 def test_real_server_over_http(
     corpus_settings: Settings, corpus_retriever: Retriever, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(corpus_settings.index_dir),

@@ -11,13 +11,8 @@ does when it runs as root) the module is skipped with that reason.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import CHAPTER, NEWS, stop_process
+from conftest import CHAPTER, NEWS, ServerProcess
 
 from qa.config import Settings
 from qa.retrieve import Retriever
@@ -74,70 +69,31 @@ RESOURCE_ERROR = "Failed to load resource: the server responded with a status of
 # --- the server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """``qa serve --no-ingest`` on a free port, started at once; ``ready()`` waits for /readyz."""
-
-    def __init__(self, index_dir: Path, workdir: Path, **env: str) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = workdir / f"server-{port}.log"
-        environ = {k: v for k, v in os.environ.items() if k != "QA_API_KEYS"}
-        environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
-        environ |= env
-        command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
-        with open(self.log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
-            self.process = subprocess.Popen(
-                command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-            )
-        self._ready = False
-
-    def ready(self) -> str:
-        deadline = time.monotonic() + 120
-        while not self._ready:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited:\n{self.log.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                log = self.log.read_text(errors="replace")
-                pytest.fail(f"/readyz not 200 after 120 s:\n{log}")
-            with contextlib.suppress(httpx.TransportError):
-                self._ready = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-            if not self._ready:
-                time.sleep(0.2)
-        return self.url
-
-
 @pytest.fixture(scope="module")
 def servers(
     corpus_settings: Settings, corpus_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, LiveServer]]:
+) -> Iterator[dict[str, ServerProcess]]:
     """Two servers of the same index, started together so that the second (with API keys) loads
     its model while the first one's tests run; both always terminated."""
     workdir = tmp_path_factory.mktemp("page-servers")
-    started: dict[str, LiveServer] = {}
+    started: dict[str, ServerProcess] = {}
     try:
-        started["open"] = LiveServer(corpus_settings.index_dir, workdir)
-        started["keyed"] = LiveServer(corpus_settings.index_dir, workdir, QA_API_KEYS=KEY)
+        started["open"] = ServerProcess(corpus_settings.index_dir, workdir)
+        started["keyed"] = ServerProcess(corpus_settings.index_dir, workdir, QA_API_KEYS=KEY)
         yield started
     finally:
         for live in started.values():
-            stop_process(live.process)
+            live.stop()
 
 
 @pytest.fixture(scope="module")
-def server(servers: dict[str, LiveServer]) -> str:
-    return servers["open"].ready()
+def server(servers: dict[str, ServerProcess]) -> str:
+    return servers["open"].ready(timeout=120).url
 
 
 @pytest.fixture
-def keyed_server(servers: dict[str, LiveServer]) -> str:
-    return servers["keyed"].ready()
+def keyed_server(servers: dict[str, ServerProcess]) -> str:
+    return servers["keyed"].ready(timeout=120).url
 
 
 @pytest.fixture(scope="module")

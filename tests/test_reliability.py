@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS, stop_process
+from conftest import CORPUS, free_port, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -29,12 +28,6 @@ from qa.index import build_lock, current_generation, load_index
 from qa.service import ingest
 
 ENV = {**os.environ, "QA_EMBED_MODEL": "hash:64", "QA_THREADS": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _big_corpus(root: Path, copies: int) -> Path:
@@ -65,7 +58,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     subprocess.run(
         [sys.executable, "-m", "cli", "ingest", "--quiet"], env=env, check=True, timeout=300
     )
-    port = _free_port()
+    port = free_port()
     process = _qa("serve", "--no-ingest", "--port", str(port), env=env)
     url = f"http://127.0.0.1:{port}"
     try:
