@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
-from api.routes import ERRORS, RetrieverDep
+from api.routes import ERRORS, RetrieverDep, search_with
 from api.schemas import AnswerRequest, AnswerResponse, PassagePublic
 from qa.answer import compose_answer
 from qa.config import Settings
@@ -50,14 +50,7 @@ def answer(body: AnswerRequest, request: Request, current: RetrieverDep) -> Answ
     sentences that their cited passages do not support."""
     settings: Settings = request.app.state.service.settings
     started = time.perf_counter()
-    result = current.search(
-        body.question,
-        top_k=body.top_k,
-        mode=body.mode,
-        doc_ids=body.doc_ids,
-        section_prefix=body.section_prefix,
-        context=body.context,
-    )
+    result = search_with(current, body.question, body)
     composed = compose_answer(current, result, llm_settings(settings), started=started)
     return answer_body(request, composed)
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.answers import answer_with_urls, passage_url
 from api.errors import OpenAIRequestError, openai_error_body
-from api.routes import RetrieverDep
+from api.routes import RetrieverDep, search_with
 from qa.answer import stream_answer
 from qa.errors import InvalidQueryError, QAError, UpstreamTimeoutError
 from qa.llm import LLMSettings, llm_settings
@@ -183,14 +183,7 @@ def _check_model(model: str) -> None:
 def _answer_stream(
     retriever: Retriever, body: ChatCompletionRequest, question: str, llm: LLMSettings | None
 ) -> Iterator[str | Answer]:
-    result = retriever.search(
-        question,
-        top_k=body.top_k,
-        mode=body.mode,
-        doc_ids=body.doc_ids,
-        section_prefix=body.section_prefix,
-        context=body.context,
-    )
+    result = search_with(retriever, question, body)
     return stream_answer(retriever, result, llm)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -24,7 +24,7 @@ from api.schemas import (
 from api.state import ServiceState
 from qa.retrieve import Retriever
 from qa.serialize import search_result_json
-from qa.types import Document
+from qa.types import Document, SearchMode, SearchResult
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -85,16 +85,35 @@ def index_info(current: RetrieverDep) -> IndexPublic:
     )
 
 
+class SearchOptions(Protocol):
+    """The search options a request body carries (``/v1/search``, ``/v1/answer``, chat)."""
+
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def mode(self) -> SearchMode: ...
+    @property
+    def doc_ids(self) -> list[str] | None: ...
+    @property
+    def section_prefix(self) -> str | None: ...
+    @property
+    def context(self) -> int: ...
+
+
+def search_with(retriever: Retriever, question: str, options: SearchOptions) -> SearchResult:
+    return retriever.search(
+        question,
+        top_k=options.top_k,
+        mode=options.mode,
+        doc_ids=options.doc_ids,
+        section_prefix=options.section_prefix,
+        context=options.context,
+    )
+
+
 @router.post("/v1/search", response_model=SearchResponse, responses=BODY_ERRORS, tags=["search"])
 def search(body: SearchRequest, current: RetrieverDep) -> SearchResponse:
-    result = current.search(
-        body.question,
-        top_k=body.top_k,
-        mode=body.mode,
-        doc_ids=body.doc_ids,
-        section_prefix=body.section_prefix,
-        context=body.context,
-    )
+    result = search_with(current, body.question, body)
     return SearchResponse.model_validate(search_result_json(result))
 
 
