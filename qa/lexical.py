@@ -145,13 +145,7 @@ class LexicalIndex:
 
     def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
         """(term id or None when the corpus lacks it, IDF) for each distinct analyzed term."""
-        n = self.size
-        weights = []
-        for term in set(terms):
-            index = self._vocab.get(term)
-            df = int(self._doc_freq[index]) if index is not None else 0
-            weights.append((index, math.log(1 + (n - df + 0.5) / (df + 0.5))))
-        return weights
+        return [(self._vocab.get(term), idf) for term, idf in self.weights_of(terms).items()]
 
     def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
         """IDF of each distinct analyzed term; a term the corpus lacks gets the highest IDF."""
