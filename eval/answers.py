@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eval.evidence import holds_evidence
 from qa.answer import ExtractiveSettings, extractive_answer
 from qa.retrieve import Retriever
 from qa.types import Answer, Document
@@ -38,16 +39,11 @@ class AnswerScores:
     misses: tuple[str, ...]  # answerable questions the answer missed
 
 
-def _compact(text: str) -> str:
-    return "".join(text.split())
-
-
 def answer_contains_evidence(
     question: GoldQuestion, answer: Answer, documents: Mapping[str, Document]
 ) -> bool:
     """Does the text the answer cites hold one of the question's evidence strings?"""
-    needles = [_compact(e) for e in question.evidence if e.strip()]
-    if not answer.answerable or not needles:
+    if not answer.answerable:
         return False
     texts = []
     spans = sorted(
@@ -63,8 +59,7 @@ def answer_contains_evidence(
             runs.append((doc_id, start, end))
     texts += [documents[doc_id].text[start:end] for doc_id, start, end in runs]
     texts += [note.text for r in answer.references for note in r.citation.footnotes]
-    compact = [_compact(t) for t in texts]
-    return any(n in t for n in needles for t in compact)
+    return holds_evidence(question.evidence, texts)
 
 
 def answer_gold(

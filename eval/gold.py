@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.answers import evaluate_answers
+from eval.evidence import holds_evidence
 from eval.metrics import summarize
 from eval.results import GoldSource, Report
 from eval.runs import ModeRun, Query, run_mode
@@ -93,22 +94,17 @@ def gold_fingerprint(questions: Iterable[GoldQuestion]) -> str:
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _compact(text: str) -> str:
-    return "".join(text.split())
-
-
 def relevant_chunks(
     question: GoldQuestion, chunks: Iterable[Chunk], documents: Mapping[str, Document]
 ) -> set[str]:
     """Anchors of the chunks whose text or cited footnotes contain an evidence string."""
-    needles = [_compact(e) for e in question.evidence if e.strip()]
     relevant = set()
     for chunk in chunks:
         if question.doc_id is not None and chunk.doc_id != question.doc_id:
             continue
         notes = documents[chunk.doc_id].footnotes_for(chunk.footnotes) if chunk.footnotes else ()
-        shown = _compact(chunk.text + "".join(note.text for note in notes))
-        if any(n in shown for n in needles):
+        shown = chunk.text + "".join(note.text for note in notes)
+        if holds_evidence(question.evidence, [shown]):
             relevant.add(chunk.anchor)
     return relevant
 

@@ -1,0 +1,18 @@
+"""The gold set's one matching rule: a text holds the evidence when one of the question's
+evidence strings occurs in it, whitespace ignored (so line breaks and spacing in the source or
+the chunking never decide). Passage relevance (``eval.gold``) and answer hits
+(``eval.answers``) both use it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def holds_evidence(evidence: Iterable[str], texts: Iterable[str]) -> bool:
+    """Does any of ``texts`` contain any non-blank evidence string, whitespace ignored?"""
+    needles = [_compact(e) for e in evidence if e.strip()]
+    return bool(needles) and any(n in c for c in map(_compact, texts) for n in needles)
+
+
+def _compact(text: str) -> str:
+    return "".join(text.split())
