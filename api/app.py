@@ -25,6 +25,7 @@ from qa import __version__
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.retrieve import Retriever
+from qa.service import limit_threads
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"}) | PAGE_PATHS
 
@@ -37,6 +38,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_threads(settings.threads)  # in every thread that computes, injected embedder or not
         if state.retriever is None:
             await asyncio.to_thread(state.reload, force=True)
         watcher = (

@@ -19,6 +19,7 @@ from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
 from qa.passages import Span, citation_for, context_around, overlaps
 from qa.query import analyze_query
+from qa.threads import apply as apply_thread_limits
 from qa.types import (
     SEARCH_MODES,
     Document,
@@ -292,6 +293,7 @@ class Retriever:
         vector = None
         if mode in ("dense", "hybrid") and self.index.chunks and allowed != set():
             with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
+                apply_thread_limits()  # QA_THREADS, in this thread too (qa.threads)
                 tick = time.perf_counter()
                 vector = self.embedder.encode_queries([question])[0]
                 timings["embed"] = (time.perf_counter() - tick) * 1000
@@ -338,6 +340,7 @@ class Retriever:
         # With a filter, rank everything (flat index: the same cost) and keep the allowed rows.
         k = total if allowed is not None else min(depth, total)
         with _COMPUTE:
+            apply_thread_limits()
             tick = time.perf_counter()
             scores, rows = self.index.dense.search(query.vector[None, :], k)
             timings["dense"] = (time.perf_counter() - tick) * 1000

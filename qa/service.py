@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa import threads as compute_threads
 from qa.chunk import ChunkerSettings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
@@ -23,16 +24,9 @@ from qa.types import Document
 
 
 def limit_threads(threads: int) -> None:
-    """Cap BLAS and FAISS threads: oversubscribing 2 cores makes USE ~50x slower."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=threads)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a hard dependency
-        pass
+    """Cap BLAS, FAISS/OpenMP and torch threads for the process, in every thread that computes
+    (``qa.threads``): oversubscribing 2 cores makes USE ~50x slower."""
+    compute_threads.configure(threads)
 
 
 def chunker_settings(settings: Settings) -> ChunkerSettings:

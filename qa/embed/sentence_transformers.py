@@ -12,6 +12,7 @@ import numpy as np
 
 from qa.embed import Vectors, normalize_rows
 from qa.errors import ConfigError, DependencyMissingError
+from qa.threads import apply as apply_thread_limits
 
 _QUERY_PROMPTS = ("query", "search_query")
 _PASSAGE_PROMPTS = ("passage", "document", "search_document", "corpus")
@@ -53,6 +54,7 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str], prompt_name: str | None) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        apply_thread_limits()  # QA_THREADS in the calling thread too (qa.threads)
         vectors = self._model.encode(
             texts,
             prompt_name=prompt_name,

@@ -8,6 +8,7 @@ import numpy as np
 
 from qa.embed import Vectors, normalize_rows
 from qa.errors import DependencyMissingError
+from qa.threads import apply as apply_thread_limits
 
 _BATCH = 64
 
@@ -30,6 +31,7 @@ class UniversalSentenceEncoder:
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        apply_thread_limits()  # QA_THREADS in the calling thread too (qa.threads)
         parts = [self._model.encode(texts[i : i + _BATCH]) for i in range(0, len(texts), _BATCH)]
         return normalize_rows(np.vstack(parts))
 
