@@ -11,10 +11,10 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -92,44 +92,194 @@ def analyze(text: str) -> list[str]:
     return tokens
 
 
+# --- the index ----------------------------------------------------------------------------------
+#
+# On disk, one directory: bm25s's files, so ``bm25s.BM25.load`` reads it, plus three of ours.
+#   params.index.json, vocab.index.json    bm25s: BM25 parameters; term -> column
+#   {data,indices,indptr}.csc.index.npy    bm25s: CSC matrix (chunk x term) of BM25 term scores;
+#                                          column t holds the chunks that contain term t, ascending
+#   chunk_terms.npy, chunk_ptr.npy         the same entries row by row: the term ids of chunk i are
+#                                          chunk_terms[chunk_ptr[i] : chunk_ptr[i + 1]]
+#   term_max.npy                           each column's largest score (upper bounds for pruning)
+# Every array is memory-mapped on load, so server processes share its pages.
+
+_PLACEHOLDER = "\x00"  # the one token of a chunk with none: rows stay aligned with chunks
+_K1, _B = 1.5, 0.75  # bm25s defaults (method "lucene"), the parameters every index was built with
+_EXTRA = ("chunk_terms.npy", "chunk_ptr.npy", "term_max.npy")
+
+
+def _index_dtype(limit: int) -> type[np.signedinteger[Any]]:
+    """int32 for positions that fit in it, int64 beyond."""
+    return np.int32 if limit < 2**31 else np.int64
+
+
+class LexicalBuilder:
+    """Builds a ``LexicalIndex`` from batches of chunks, keeping only term-id arrays.
+
+    A batch is analysed, mapped to term ids and reduced to each chunk's distinct terms with their
+    frequencies (about 8 bytes per distinct term); the BM25 matrix is written when every chunk
+    has been seen, because IDF and the average chunk length need them all. The scores are the
+    ones ``bm25s.BM25().index(token_lists)`` computes (Lucene BM25, k1 1.5, b 0.75), bit for bit.
+    """
+
+    def __init__(self) -> None:
+        self._vocab: dict[str, int] = {}
+        self._terms: list[npt.NDArray[np.int32]] = []  # per batch, chunk by chunk, ascending ids
+        self._counts: list[npt.NDArray[np.int32]] = []  # their frequencies in the chunk
+        self._distinct: list[npt.NDArray[np.int64]] = []  # per chunk: how many distinct terms
+        self._lengths: list[npt.NDArray[np.int64]] = []  # per chunk: how many tokens
+
+    def term_ids(self, tokens: Sequence[str]) -> npt.NDArray[np.int32]:
+        """Ids of ``tokens`` in this builder's vocabulary, adding the new ones."""
+        vocab = self._vocab
+        return np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32, count=len(tokens)
+        )
+
+    def add_texts(self, texts: Sequence[str]) -> None:
+        """Analyse and add one batch of chunk texts, in row order."""
+        tokens = [analyze(t) or [_PLACEHOLDER] for t in texts]
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        self.add_ids(self.term_ids([t for chunk in tokens for t in chunk]), lengths)
+
+    def add_ids(self, ids: npt.NDArray[np.integer[Any]], lengths: npt.NDArray[np.int64]) -> None:
+        """Add a batch of chunks given as the concatenation ``ids`` of their term ids
+        (from ``term_ids``) and each chunk's token count ``lengths`` (at least 1)."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if len(lengths) and (lengths.min() < 1 or lengths.sum() != len(ids)):
+            raise ValueError("every chunk needs at least one token and lengths must sum to ids")
+        width = max(len(self._vocab), 1)
+        chunk = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        keys, counts = np.unique(chunk * width + ids, return_counts=True)
+        self._terms.append((keys % width).astype(np.int32))
+        self._counts.append(counts.astype(np.int32))
+        self._distinct.append(np.bincount(keys // width, minlength=len(lengths)))
+        self._lengths.append(lengths)
+
+    def finish(self) -> LexicalIndex:
+        vocab, n_terms = self._vocab, len(self._vocab)
+        vocab.setdefault("", n_terms)  # bm25s adds an empty token after the real ones
+        lengths = np.concatenate([np.zeros(0, np.int64), *self._lengths])
+        size, average = len(lengths), lengths.mean() if len(lengths) else 0.0
+        doc_freq = np.zeros(n_terms, dtype=np.int64)
+        for terms in self._terms:
+            doc_freq += np.bincount(terms, minlength=n_terms)
+        idf = np.zeros(n_terms, dtype=np.float32)
+        for df in np.unique(doc_freq[doc_freq > 0]).tolist():  # bm25s's Lucene IDF, in floats
+            idf[doc_freq == df] = math.log(1 + (size - df + 0.5) / (df + 0.5))
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(doc_freq, out=indptr[1:])
+        entries = int(indptr[-1])
+        data = np.empty(entries, dtype=np.float32)
+        rows = np.empty(entries, dtype=np.int32)
+        chunk_terms = np.empty(entries, dtype=np.int32)
+        distinct_all = np.concatenate([np.zeros(0, np.int64), *self._distinct])
+        chunk_ptr = np.concatenate([[0], np.cumsum(distinct_all)]).astype(_index_dtype(entries))
+        heads = indptr[:-1].copy()
+        first_row = 0
+        while self._terms:  # batch by batch, freeing each as it is written
+            terms, counts = self._terms.pop(0), self._counts.pop(0)
+            distinct, own_lengths = self._distinct.pop(0), self._lengths.pop(0)
+            start = int(chunk_ptr[first_row])
+            chunk_terms[start : start + len(terms)] = terms
+            # bm25s: tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf) * idf, in float64, stored float32
+            norm = np.repeat(_K1 * ((1 - _B) + _B * own_lengths / average), distinct)
+            tf = counts.astype(np.float32)
+            scores = (idf[terms] * (tf / (norm + tf))).astype(np.float32)
+            chunk = first_row + np.repeat(np.arange(len(distinct)), distinct)
+            order = np.argsort(terms, kind="stable")  # column by column, rows ascending
+            sorted_terms = terms[order]
+            rank = np.arange(len(order)) - np.searchsorted(sorted_terms, sorted_terms)
+            position = heads[sorted_terms] + rank
+            rows[position] = chunk[order]
+            data[position] = scores[order]
+            seen, per_term = np.unique(sorted_terms, return_counts=True)
+            heads[seen] += per_term
+            first_row += len(distinct)
+        term_max = np.zeros(n_terms, dtype=np.float32)
+        present = doc_freq > 0
+        if entries:
+            term_max[present] = np.maximum.reduceat(data, indptr[:-1][present])
+        self._vocab = {}
+        return LexicalIndex(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
+
+
 class LexicalIndex:
     """BM25 over analyzed chunk texts; row ``i`` is chunk ``i``."""
 
-    def __init__(self, retriever: Any) -> None:
-        self._retriever = retriever
-        self._vocab: dict[str, int] = dict(retriever.vocab_dict)
-        scores = retriever.scores
-        # bm25s keeps a CSC matrix over (chunk, term): a term's column lists its chunks.
-        indptr = np.asarray(scores["indptr"])
-        chunk_of_entry = np.asarray(scores["indices"])
-        self._doc_freq = np.diff(indptr)
-        term_of_entry = np.repeat(np.arange(len(self._doc_freq)), self._doc_freq)
-        order = np.argsort(chunk_of_entry, kind="stable")  # the same entries, chunk by chunk
-        self._terms_sorted = term_of_entry[order]
-        self._chunk_ptr = np.searchsorted(chunk_of_entry[order], np.arange(self.size + 1))
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        data: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.int32],
+        indptr: npt.NDArray[np.int64],
+        size: int,
+        chunk_terms: npt.NDArray[np.int32],
+        chunk_ptr: npt.NDArray[np.integer[Any]],
+        term_max: npt.NDArray[np.float32],
+    ) -> None:
+        self._vocab = vocab
+        self._data, self._rows, self._indptr = data, rows, indptr
+        self._size = size
+        self._columns = len(indptr) - 1  # the empty token "" has an id but no column
+        self._chunk_terms, self._chunk_ptr, self._term_max = chunk_terms, chunk_ptr, term_max
 
     @classmethod
-    def build(cls, texts: list[str]) -> LexicalIndex:
-        import bm25s
-
-        retriever = bm25s.BM25()
-        # An empty token list would make bm25s fail; a placeholder keeps row numbers aligned.
-        retriever.index([analyze(t) or ["\x00"] for t in texts], show_progress=False)
-        return cls(retriever)
+    def build(cls, texts: Sequence[str], batch: int = 4096) -> LexicalIndex:
+        builder = LexicalBuilder()
+        for start in range(0, len(texts), batch):
+            builder.add_texts(texts[start : start + batch])
+        return builder.finish()
 
     def save(self, directory: Path) -> None:
-        self._retriever.save(str(directory), show_progress=False)
+        import bm25s
+
+        retriever = bm25s.BM25(k1=_K1, b=_B)
+        retriever.scores = {
+            "data": self._data,
+            "indices": self._rows,
+            "indptr": self._indptr,
+            "num_docs": self._size,
+        }
+        retriever.vocab_dict = self._vocab
+        retriever.nonoccurrence_array = None
+        retriever.save(str(directory), show_progress=False)
+        for name, array in zip(
+            _EXTRA, (self._chunk_terms, self._chunk_ptr, self._term_max), strict=True
+        ):
+            np.save(directory / name, array, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
+    def load(cls, directory: Path, *, mmap: bool = True) -> LexicalIndex:
+        """The index saved in ``directory``; its arrays memory-mapped unless ``mmap`` is False.
+        An index written before ``chunk_terms.npy`` existed gets the row view derived."""
         import bm25s
 
         try:
-            retriever = bm25s.BM25.load(str(directory), show_progress=False)
-        except (OSError, ValueError, KeyError) as exc:
+            retriever = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
+            scores, vocab = retriever.scores, dict(retriever.vocab_dict)
+            data, rows, indptr = scores["data"], scores["indices"], scores["indptr"]
+            size = int(scores["num_docs"])
+            if (
+                indptr.ndim != 1
+                or len(indptr) - 1 > len(vocab)
+                or int(indptr[-1]) != len(rows)
+                or len(rows) != len(data)
+            ):
+                raise ValueError("the CSC arrays disagree")
+            if all((directory / name).exists() for name in _EXTRA):
+                mode: Literal["r"] | None = "r" if mmap else None
+                chunk_terms, chunk_ptr, term_max = (
+                    np.load(directory / name, mmap_mode=mode, allow_pickle=False) for name in _EXTRA
+                )
+                if len(chunk_ptr) != size + 1 or len(term_max) != len(indptr) - 1:
+                    raise ValueError("the row arrays disagree with the CSC arrays")
+            else:
+                chunk_terms, chunk_ptr, term_max = _row_view(data, rows, indptr, size)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise IndexCorruptError(f"lexical index in {directory} is unreadable: {exc}") from None
         analyze("warm up 预热")  # load jieba's dictionary now, not on the first query
-        return cls(retriever)
+        return cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
 
     def scores(self, query: str, extra: Sequence[str] = ()) -> npt.NDArray[np.float32]:
         """BM25 score of every chunk for the text ``query`` plus ``extra`` analyzed terms."""
@@ -137,11 +287,58 @@ class LexicalIndex:
 
     def scores_for_terms(self, terms: Sequence[str]) -> npt.NDArray[np.float32]:
         """BM25 score of every chunk for already analyzed ``terms`` (``analyze`` output and
-        translations); zeros when no term is known."""
-        known = [t for t in terms if t in self._vocab]
-        if not known:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+        translations); zeros when no term is known. A repeated term counts again; the terms are
+        added in their order, in float32, as ``bm25s`` does."""
+        scores = np.zeros(self._size, dtype=np.float32)
+        for column in self._known(terms):
+            start, end = self._indptr[column], self._indptr[column + 1]
+            scores[self._rows[start:end]] += self._data[start:end]
+        return scores
+
+    def top(
+        self, terms: Sequence[str], depth: int, allowed: Collection[int] | None = None
+    ) -> dict[int, float]:
+        """The ``depth`` best rows for ``terms`` (among ``allowed`` rows, when given) with their
+        positive scores, best first, ties by lower row: ``scores_for_terms`` ranked, without
+        scoring every chunk."""
+        columns = self._known(terms)
+        if not columns or depth <= 0:
+            return {}
+        if allowed is not None:
+            rows = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+            rows = np.unique(rows[(rows >= 0) & (rows < self._size)])
+            return _best(rows, self._scores_of(columns, rows), depth)
+        scores = self.scores_for_terms(terms)
+        rows = np.flatnonzero(scores)
+        return _best(rows, scores[rows], depth)
+
+    def _known(self, terms: Sequence[str]) -> list[int]:
+        """Column of each term the index knows, in order, repeats kept."""
+        ids = (self._vocab.get(t) for t in terms)
+        return [i for i in ids if i is not None and i < self._columns]
+
+    def _scores_of(
+        self, columns: Sequence[int], rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """``scores_for_terms`` at ``rows`` only (ascending), each column probed by binary
+        search from whichever side is shorter; the same float32 sums in the same order."""
+        scores = np.zeros(len(rows), dtype=np.float32)
+        if not len(rows):
+            return scores
+        for column in columns:
+            start, end = int(self._indptr[column]), int(self._indptr[column + 1])
+            if end == start:
+                continue
+            posting = self._rows[start:end]
+            if end - start < len(rows):  # look the column's rows up among ``rows``
+                at = np.searchsorted(rows, posting).clip(max=len(rows) - 1)
+                hit = rows[at] == posting
+                scores[at[hit]] += self._data[start:end][hit]
+            else:  # look ``rows`` up in the column
+                at = np.searchsorted(posting, rows).clip(max=end - start - 1)
+                hit = posting[at] == rows
+                scores[hit] += self._data[start + at[hit]]
+        return scores
 
     def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
         """(term id or None when the corpus lacks it, IDF) for each distinct analyzed term."""
@@ -153,14 +350,16 @@ class LexicalIndex:
         weights = {}
         for term in set(terms):
             index = self._vocab.get(term)
-            df = int(self._doc_freq[index]) if index is not None else 0
+            df = 0
+            if index is not None and index < self._columns:
+                df = int(self._indptr[index + 1] - self._indptr[index])
             weights[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         return weights
 
     def term_ids_of(self, row: int) -> set[int]:
         """Ids of the terms chunk ``row`` contains."""
         start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]
-        return set(self._terms_sorted[start:end].tolist())
+        return set(self._chunk_terms[start:end].tolist())
 
     @property
     def vocabulary(self) -> Container[str]:
@@ -169,4 +368,36 @@ class LexicalIndex:
 
     @property
     def size(self) -> int:
-        return int(self._retriever.scores["num_docs"])
+        return self._size
+
+
+def _best(
+    rows: npt.NDArray[np.integer[Any]], scores: npt.NDArray[np.float32], depth: int
+) -> dict[int, float]:
+    """The ``depth`` rows of highest positive score, ties by lower row; ``rows`` ascending."""
+    positive = scores > 0
+    rows, scores = rows[positive], scores[positive]
+    if len(rows) > depth:  # keep everything tied with the depth-th score, then sort that
+        kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+        keep = scores >= kth
+        rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((rows, -scores))[:depth]
+    return {int(r): float(s) for r, s in zip(rows[order], scores[order], strict=True)}
+
+
+def _row_view(
+    data: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int32],
+    indptr: npt.NDArray[np.int64],
+    size: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.integer[Any]], npt.NDArray[np.float32]]:
+    """Row view and column maxima of an index saved without them (before they were saved)."""
+    doc_freq = np.diff(indptr)
+    term_of_entry = np.repeat(np.arange(len(doc_freq), dtype=np.int32), doc_freq)
+    order = np.argsort(rows, kind="stable")
+    chunk_ptr = np.searchsorted(rows[order], np.arange(size + 1)).astype(_index_dtype(len(rows)))
+    term_max = np.zeros(len(doc_freq), dtype=np.float32)
+    present = doc_freq > 0
+    if len(data):
+        term_max[present] = np.maximum.reduceat(data, indptr[:-1][present])
+    return term_of_entry[order], chunk_ptr, term_max

@@ -10,8 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import numpy as np
-
 from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_in_passages
 from qa.crosslingual import Expander
 from qa.embed import Embedder
@@ -366,15 +364,8 @@ class Retriever:
         return blended
 
     def _lexical(self, query: Query, depth: int, allowed: set[int] | None) -> dict[int, float]:
-        scores = self.index.lexical.scores_for_terms([*query.terms, *query.translations])
-        if not len(scores):
-            return {}
-        if allowed is not None:
-            mask = np.zeros(len(scores), dtype=bool)
-            mask[list(allowed)] = True
-            scores = np.where(mask, scores, 0.0)
-        top = np.argsort(-scores, kind="stable")[:depth]
-        return {int(r): float(scores[r]) for r in top if scores[r] > 0}
+        """BM25 scores of the ``depth`` best rows (among ``allowed``), best first."""
+        return self.index.lexical.top([*query.terms, *query.translations], depth, allowed)
 
     def _fuse(
         self, query: Query, dense: dict[int, float], lexical: dict[int, float]
