@@ -129,8 +129,9 @@ def _exact_top(vectors: Any, queries: Any, k: int) -> npt.NDArray[np.int64]:
 
 
 def _recall(found: Any, exact: Any) -> float:
-    hits = sum(len(set(f[f >= 0].tolist()) & set(e.tolist())) for f, e in zip(found, exact))
-    return hits / max(1, exact.size)
+    pairs = zip(found.tolist(), exact.tolist(), strict=True)
+    hits = sum(len({r for r in f if r >= 0} & set(e)) for f, e in pairs)
+    return float(hits / max(1, exact.size))
 
 
 def write_dense(index: Any, path: Path) -> None:
