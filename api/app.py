@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,7 @@ from qa.retrieve import Retriever
 from qa.service import limit_threads
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"}) | PAGE_PATHS
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"  # under uvicorn's own lines
 
 
 def create_app(
@@ -87,6 +89,15 @@ def create_app(
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``qa serve --workers N`` process. uvicorn spawns each worker afresh and
+    imports this factory by name, so the settings come from the environment, where the command
+    line put what it resolved (``Settings.to_env``); each worker loads the index and watches it."""
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger("qa").setLevel(logging.INFO)  # the generations it serves or refuses
+    return create_app(Settings.from_env())
 
 
 async def _watch(state: ServiceState, interval: float) -> None:

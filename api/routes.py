@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import Annotated, Protocol
 
@@ -39,6 +40,7 @@ def retriever(request: Request, response: Response) -> Retriever:
     state: ServiceState = request.app.state.service
     current = state.require()
     response.headers["X-Index-Generation"] = current.index.generation
+    response.headers["X-Worker-Pid"] = str(os.getpid())  # which `qa serve --workers N` process
     return current
 
 

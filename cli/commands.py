@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from qa.config import Settings
+from qa.config import MAX_WORKERS, Settings
 from qa.errors import QAError
 from qa.retrieve import MAX_TOP_K, retrieval_settings
 from qa.serialize import search_result_json
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default: QA_PORT or 8000)")
     p.add_argument("--index", help="index directory")
     p.add_argument("--no-ingest", action="store_true", help="serve the index as it is")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        help=f"server processes, 1..{MAX_WORKERS}, each loading the index and hot-reloading it "
+        "(default: QA_WORKERS or 1)",
+    )
     p.set_defaults(run=_serve)
 
     p = commands.add_parser("mcp", help="serve the MCP tools (search, answer, read) over stdio")
@@ -224,20 +231,47 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _workers(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an integer") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1..{MAX_WORKERS}")
+    return value
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api import create_app
+    from api.app import LOG_FORMAT, create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    settings = settings.with_(host=args.host or settings.host, port=args.port or settings.port)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    settings = settings.with_(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+    )
     if not args.no_ingest:
         outcome = _run_ingest(settings, [], strict=False, rebuild=False, quiet=False)
         print(
             f"index {outcome.build.generation}: {outcome.build.chunks_total} chunks",
             file=sys.stderr,
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+        return 0
+    # uvicorn spawns each worker afresh and builds its app from an import string: the settings
+    # resolved here (command line over QA_*) reach the workers as their environment.
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_worker_healthcheck=30,  # a worker loading its model on a busy machine is alive
+    )
     return 0
 
 

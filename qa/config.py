@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from qa.errors import ConfigError
 
 DEFAULT_EMBED_MODEL = "use-multilingual-v3"
+MAX_WORKERS = 64
 
 
 def available_cores() -> int:
@@ -28,7 +29,13 @@ class Settings:
     embed_model: str = DEFAULT_EMBED_MODEL
     chunk_max_tokens: int = 256
     chunk_overlap_sentences: int = 1
+    # Compute threads (BLAS, FAISS/OpenMP, torch), set in every thread that computes
+    # (``qa.threads``). Answering a question uses ``threads`` per server worker process: one, so
+    # that N workers or a busy neighbour never oversubscribe the cores. Embedding a corpus
+    # (``qa ingest``, and the ingest ``qa serve`` runs first) uses ``ingest_threads``: every core.
     threads: int = 1
+    ingest_threads: int = 1
+    workers: int = 1  # ``qa serve`` processes, each loading the index and hot-reloading it
     host: str = "127.0.0.1"
     port: int = 8000
     gold_path: Path = Path("eval/gold.jsonl")
@@ -53,7 +60,11 @@ class Settings:
             or DEFAULT_EMBED_MODEL,
             chunk_max_tokens=_int(env, "QA_CHUNK_MAX_TOKENS", 256, low=16, high=8192),
             chunk_overlap_sentences=_int(env, "QA_CHUNK_OVERLAP_SENTENCES", 1, low=0, high=16),
-            threads=_int(env, "QA_THREADS", available_cores(), low=1, high=available_cores()),
+            threads=_int(env, "QA_THREADS", 1, low=1, high=available_cores()),
+            ingest_threads=_int(
+                env, "QA_INGEST_THREADS", available_cores(), low=1, high=available_cores()
+            ),
+            workers=_int(env, "QA_WORKERS", 1, low=1, high=MAX_WORKERS),
             host=env.get("QA_HOST", "127.0.0.1"),
             port=_int(env, "QA_PORT", 8000, low=1, high=65535),
             gold_path=Path(env.get("QA_GOLD_PATH", "eval/gold.jsonl")),
@@ -69,6 +80,32 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the ``QA_*`` variables ``from_env`` reads back to equal settings:
+        how ``qa serve --workers N`` hands what the command line resolved to the worker
+        processes uvicorn spawns (each builds its app from ``from_env``)."""
+        return {
+            "QA_CORPUS_DIR": str(self.corpus_dir),
+            "QA_INDEX_DIR": str(self.index_dir),
+            "QA_EMBED_MODEL": self.embed_model,
+            "QA_CHUNK_MAX_TOKENS": str(self.chunk_max_tokens),
+            "QA_CHUNK_OVERLAP_SENTENCES": str(self.chunk_overlap_sentences),
+            "QA_THREADS": str(self.threads),
+            "QA_INGEST_THREADS": str(self.ingest_threads),
+            "QA_WORKERS": str(self.workers),
+            "QA_HOST": self.host,
+            "QA_PORT": str(self.port),
+            "QA_GOLD_PATH": str(self.gold_path),
+            "QA_API_KEYS": ",".join(self.api_keys),
+            "QA_CORS_ORIGINS": ",".join(self.cors_origins),
+            "QA_RELOAD_INTERVAL": repr(self.reload_interval),
+            "QA_LLM_BASE_URL": self.llm_base_url or "",
+            "QA_LLM_MODEL": self.llm_model,
+            "QA_LLM_API_KEY": self.llm_api_key or "",
+            "QA_LLM_TIMEOUT": repr(self.llm_timeout),
+            "QA_LLM_CONNECT_TIMEOUT": repr(self.llm_connect_timeout),
+        }
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:

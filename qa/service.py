@@ -35,9 +35,12 @@ def chunker_settings(settings: Settings) -> ChunkerSettings:
     )
 
 
-def open_embedder(settings: Settings) -> Embedder:
-    limit_threads(settings.threads)
-    return load_embedder(settings.embed_model, threads=settings.threads)
+def open_embedder(settings: Settings, *, threads: int | None = None) -> Embedder:
+    """The configured model, computing with ``threads`` (default: ``settings.threads``, the
+    query-time limit; ``ingest`` passes ``settings.ingest_threads``)."""
+    threads = threads or settings.threads
+    limit_threads(threads)
+    return load_embedder(settings.embed_model, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def ingest(
         announce(plan)
     build = build_index(
         plan.documents,
-        embedder=embedder or open_embedder(settings),
+        embedder=embedder or open_embedder(settings, threads=settings.ingest_threads),
         chunker=chunker_settings(settings),
         index_dir=settings.index_dir,
         rebuild=rebuild,

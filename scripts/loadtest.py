@@ -230,6 +230,21 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes] | None, timeout: 
         time.sleep(0.2)
 
 
+def wait_workers(base_url: str, workers: int, timeout: float) -> None:
+    """Poll ``/v1/index`` on fresh connections until ``workers`` distinct processes have answered
+    200 (``X-Worker-Pid``), so no worker is still loading when the load starts."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while len(seen) < workers:
+        if time.monotonic() > deadline:
+            raise ServerStartError(f"{len(seen)} of {workers} workers ready after {timeout:.0f}s")
+        with contextlib.suppress(httpx.TransportError):
+            response = httpx.get(f"{base_url}/v1/index", timeout=2)
+            if response.status_code == 200 and "x-worker-pid" in response.headers:
+                seen.add(response.headers["x-worker-pid"])
+        time.sleep(0.05)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -242,9 +257,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def serve(
-    index_dir: Path, *, threads: int, log_path: Path, ready_timeout: float = 60.0
+    index_dir: Path,
+    *,
+    threads: int,
+    log_path: Path,
+    workers: int = 1,
+    ready_timeout: float = 60.0,
 ) -> Iterator[str]:
-    """``qa serve --no-ingest`` on a free 127.0.0.1 port; yields its base URL, always stops it."""
+    """``qa serve --no-ingest --workers N`` on a free 127.0.0.1 port; yields its base URL, always
+    stops it. With several workers, waits until each one answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -253,12 +274,13 @@ def serve(
         "QA_RELOAD_INTERVAL": "0",
     }
     command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_ready(base_url, process, ready_timeout)
+        wait_workers(base_url, workers, ready_timeout)
         yield base_url
     finally:
         stop(process)
@@ -270,7 +292,8 @@ def serve(
 def format_report(summary: dict[str, Any], url: str) -> str:
     threads = summary["server_threads"]
     lines = [
-        f"server      {url}  (QA_THREADS={threads if threads is not None else 'unknown'})",
+        f"server      {url}  (QA_THREADS={threads if threads is not None else 'unknown'}, "
+        f"workers {summary.get('server_workers') or 'unknown'})",
         f"load        {summary['clients']} clients for {summary['duration_s']:g}s "
         f"(elapsed {summary['elapsed_s']:.2f}s)",
         f"requests    {summary['requests']}",
@@ -312,6 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="QA_THREADS for the started server (default: QA_THREADS or all cores); "
         "with --url, only reported",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes for the started server (1)"
+    )
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="questions (JSONL)")
     parser.add_argument("--seed", type=int, default=0, help="question/mode choice seed")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
@@ -331,7 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             threads=threads,
         )
-        return {"url": url, **report.summary()}
+        return {
+            "url": url,
+            "server_workers": None if args.url else args.workers,
+            **report.summary(),
+        }
 
     if args.url:
         if not _host_is_local(args.url):
@@ -355,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="qa-loadtest-") as tmp:
             log_path = Path(tmp) / "server.log"
             try:
-                with serve(args.index_dir, threads=threads, log_path=log_path) as url:
+                with serve(
+                    args.index_dir, threads=threads, log_path=log_path, workers=args.workers
+                ) as url:
                     summary = run(url, threads)
             except ServerStartError as exc:
                 log = log_path.read_text(errors="replace") if log_path.exists() else ""

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,10 +149,13 @@ class LiveServer:
 
 class ServerProcess:
     """``qa serve --no-ingest`` over ``index_dir`` on a free port, started at once (``env``:
-    extra ``QA_*`` settings; no API keys unless given); ``ready()`` waits for ``/readyz``.
-    Starting before waiting lets two servers load their models side by side."""
+    extra ``QA_*`` settings; no API keys unless given; ``args``: more ``qa serve`` options);
+    ``ready()`` waits for ``/readyz``. Starting before waiting lets two servers load their
+    models side by side."""
 
-    def __init__(self, index_dir: Path, workdir: Path, **env: str) -> None:
+    def __init__(
+        self, index_dir: Path, workdir: Path, *, args: Sequence[str] = (), **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
@@ -160,7 +163,7 @@ class ServerProcess:
         environ |= {"QA_INDEX_DIR": str(index_dir), "QA_THREADS": "1", "QA_RELOAD_INTERVAL": "0"}
         environ |= env
         command = [sys.executable, "-m", "cli", "serve", "--no-ingest"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
         with open(self.log, "wb") as output:  # cwd: no ./index or ./corpus to fall back on
             self.process = subprocess.Popen(
                 command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
