@@ -52,7 +52,15 @@ import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadtest import free_port, load_questions, percentile, run_load, stop, wait_ready
+from loadtest import (
+    ServerStartError,
+    free_port,
+    load_questions,
+    percentile,
+    run_load,
+    stop,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "eval" / "gold.jsonl"
@@ -409,6 +417,8 @@ def serve_load(
     with open(log, "wb") as output:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
     url = f"http://127.0.0.1:{port}"
+    keys = ("requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms")
+    row: dict[str, Any] = {"workers": workers, "clients": clients}
     try:
         wait_ready(url, process, 180)
         questions = load_questions(GOLD)
@@ -416,11 +426,14 @@ def serve_load(
         report = run_load(
             url, clients=clients, duration=duration, questions=questions, modes=("hybrid",)
         )
+    except ServerStartError as exc:  # the other measurements stand: report it in the table
+        tail = log.read_text("utf-8", errors="replace").strip().splitlines()[-1:] or [""]
+        log_tail = tail[0][-300:]
+        return row | dict.fromkeys(keys) | {"failed": f"{exc}: {log_tail}"}
     finally:
         stop(process)
     summary = report.summary()
-    keys = ("requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms")
-    return {"workers": workers, "clients": clients} | {k: summary[k] for k in keys}
+    return row | {k: summary[k] for k in keys}
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -497,7 +510,8 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| `qa serve` {result['serve_size']}x, workers={row['workers']}, "
             f"{row['clients']} clients, hybrid | – | – | {_f(row['p50_ms'], 2)} | "
-            f"{_f(row['p95_ms'], 2)} | – | {_f(row['rps'])} | {row['errors']} |"
+            f"{_f(row['p95_ms'], 2)} | – | {_f(row['rps'])} | "
+            f"{'server failed' if row.get('failed') else row['errors']} |"
         )
     lines += ["", *result["notes"]]
     return "\n".join(lines)
@@ -621,6 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         work / f"serve-{count}.log",
                     )
                 )
+    for row in result["serving"]:
+        if row.get("failed"):
+            result["notes"].append(f"`qa serve` workers={row['workers']}: {row['failed']}")
     result["wall_s"] = time.perf_counter() - started
     result["notes"] += notes(result)
     print(render(result))
