@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from qa.config import MAX_WORKERS, Settings
 from qa.errors import QAError
@@ -187,25 +187,33 @@ def _run_ingest(
 
 
 class _ProgressBar:
-    """Embedding progress on stderr (a tqdm bar, from the first batch of a long run of at least
-    128 texts on), unless ``quiet``; called as ``progress(done, total)``."""
+    """Progress of each long build phase on stderr, with its rate and time left (a tqdm bar per
+    phase: embedding counts characters of text, the others chunks), unless ``quiet``; called
+    as ``progress(phase, done, total)``. Short phases (a small corpus) draw nothing."""
+
+    _MINIMUM: ClassVar[dict[str, int]] = {"embedding": 100_000}  # characters; others: chunks
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.bar: Any = None
+        self.bars: dict[str, Any] = {}
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet or total < 128:
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.quiet or total < self._MINIMUM.get(phase, 20_000):
             return
-        if self.bar is None:
+        bar = self.bars.get(phase)
+        if bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
-        self.bar.update(done - self.bar.n)
+            for other in self.bars.values():
+                other.close()
+            unit = "char" if phase == "embedding" else "chunk"
+            bar = tqdm(total=total, unit=unit, unit_scale=True, desc=phase, file=sys.stderr)
+            self.bars[phase] = bar
+        bar.update(done - bar.n)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        for bar in self.bars.values():
+            bar.close()
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:

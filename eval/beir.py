@@ -33,10 +33,10 @@ from typing import Any
 from eval.metrics import summarize
 from eval.results import BeirSource, Report
 from eval.runs import ModeRun, Query, run_mode, snippet
+from qa.build import ProgressCallback
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError
-from qa.index import ProgressCallback
 from qa.retrieve import MAX_QUESTION_CHARS, MAX_TOP_K, RetrievalSettings
 from qa.scripts import all_letters_latin, scripts_in
 from qa.service import ingest, open_embedder, open_retriever

@@ -29,7 +29,7 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def score_sentences(
         chunk = index.chunks[hit.row]
         document = index.documents[chunk.doc_id]
         spans = sentence_spans(chunk.text)
-        vectors = _sentence_vectors(retriever, hit.row, chunk.text, spans)
+        vectors = retriever.sentence_vectors(hit.row, chunk.text)
         similarities = vectors @ np.asarray(vector, dtype=np.float32)
         headings = {h.char_start for h in document.headings}
         previous = 0.0
@@ -257,18 +257,6 @@ def _plain(text: str) -> str:
     """Width and case folded, thousands separators dropped: as the analyzer sees text, less
     the Traditional -> Simplified step."""
     return _GROUPING.sub("", unicodedata.normalize("NFKC", text).lower())
-
-
-def _sentence_vectors(
-    retriever: Retriever, row: int, text: str, spans: Sequence[tuple[int, int]]
-) -> Any:
-    """The vectors the index stored for this chunk's sentences (embedded now if it has none)."""
-    index = retriever.index
-    pointer = index.sentence_ptr
-    stored = index.sentence_vectors[int(pointer[row]) : int(pointer[row + 1])]
-    if len(stored) == len(spans):
-        return stored
-    return retriever.embedder.encode_passages([text[a:b] for a, b in spans])
 
 
 def stream_answer(

@@ -17,84 +17,85 @@ from the dense similarity (``DenseSettings.hubness_weight``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from qa.types import Chunk
-
 HUB_NEIGHBOURS = 20
-# Above this many distinct sentences an evenly spaced sample stands in for all of them: the
-# mean over the nearest K barely moves, and the cost stays linear in the number of chunks.
+# Above this many sentences an evenly spaced sample stands in for all of them: the mean over
+# the nearest K barely moves, and the cost stays linear in the number of chunks.
 HUB_REFERENCE_CAP = 20_000
 _BLOCK = 1024
 
+Span = tuple[str, int, int]  # (doc_id, char_start, char_end) of a chunk
+
 
 def hub_scores(
-    chunks: Sequence[Chunk],
+    spans: Sequence[Span],
     sentence_vectors: Any,
-    sentence_ptr: Any,
+    sentence_ranges: Any,
     chunk_vectors: Any,
-    sentence_keys: Sequence[Hashable] | None = None,
     *,
     neighbours: int = HUB_NEIGHBOURS,
     reference_cap: int = HUB_REFERENCE_CAP,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> np.ndarray:
     """``r`` per chunk row: mean cosine to its ``neighbours`` nearest sentences elsewhere.
 
-    ``sentence_keys`` names each sentence row (the same sentence stored by two overlapping
-    chunks has one key, and is counted once); without them every row is its own sentence."""
-    count = len(chunks)
+    Sentence rows are distinct sentences (overlapping chunks share rows); chunk ``i`` owns rows
+    ``sentence_ranges[i]``. The sentences of every chunk sharing text with chunk ``i`` (itself
+    included) form one run of rows, and that run is left out of its neighbours."""
+    count = len(spans)
     result = np.zeros(count, dtype=np.float32)
-    if count == 0 or len(sentence_vectors) == 0:
+    total = len(sentence_vectors)
+    if count == 0 or total == 0:
         return result
-    sentences = np.asarray(sentence_vectors, dtype=np.float32)
-    owners = np.repeat(np.arange(count), np.diff(np.asarray(sentence_ptr)))
-    keys = list(range(len(sentences))) if sentence_keys is None else list(sentence_keys)
-    if len(keys) != len(sentences) or len(owners) != len(sentences):
-        raise ValueError(f"{len(sentences)} sentences, {len(keys)} keys, {len(owners)} owned")
-    distinct: dict[Hashable, int] = {}  # key -> its first row, in document order
-    for row, key in enumerate(keys):
-        distinct.setdefault(key, row)
-    first_rows = np.fromiter(distinct.values(), dtype=np.int64, count=len(distinct))
-    if len(first_rows) > reference_cap:  # an evenly spaced sample
-        first_rows = first_rows[np.linspace(0, len(first_rows) - 1, reference_cap).astype(np.int64)]
-    column_of_key = {keys[row]: column for column, row in enumerate(first_rows.tolist())}
-    columns_by_chunk: list[set[int]] = [set() for _ in range(count)]
-    for owner, key in zip(owners.tolist(), keys, strict=True):
-        column = column_of_key.get(key)
-        if column is not None:
-            columns_by_chunk[owner].add(column)
-    excluded = [
-        sorted(set().union(*(columns_by_chunk[other] for other in overlapping)))
-        for overlapping in _overlapping(chunks)
-    ]
-    reference_vectors = sentences[first_rows]
-    vectors = np.asarray(chunk_vectors, dtype=np.float32)
+    ranges = np.asarray(sentence_ranges, dtype=np.int64).reshape(count, 2)
+    reference_rows = np.arange(total, dtype=np.int64)
+    if total > reference_cap:  # an evenly spaced sample
+        reference_rows = np.linspace(0, total - 1, reference_cap).astype(np.int64)
+    reference = np.asarray(sentence_vectors[reference_rows], dtype=np.float32)
+    low, high = ranges[:, 0].copy(), ranges[:, 1].copy()
+    for row, others in enumerate(_overlapping(spans)):
+        for other in others:
+            low[row] = min(low[row], ranges[other, 0])
+            high[row] = max(high[row], ranges[other, 1])
+    # Columns of the reference sample inside each chunk's excluded run of rows.
+    first = np.searchsorted(reference_rows, low, side="left")
+    last = np.searchsorted(reference_rows, high, side="left")
+    columns = np.arange(len(reference_rows))
     for start in range(0, count, _BLOCK):
         stop = min(start + _BLOCK, count)
-        similarity = vectors[start:stop] @ reference_vectors.T
-        for local, row in enumerate(range(start, stop)):
-            values = np.delete(similarity[local], excluded[row])
-            if len(values):
-                k = min(neighbours, len(values))
-                result[row] = float(np.partition(values, len(values) - k)[-k:].mean())
+        block = np.asarray(chunk_vectors[start:stop], dtype=np.float32)
+        similarity = block @ reference.T
+        excluded = (columns >= first[start:stop, None]) & (columns < last[start:stop, None])
+        similarity[excluded] = -np.inf
+        remaining = len(columns) - (last[start:stop] - first[start:stop])
+        k = min(neighbours, len(columns))
+        nearest = np.partition(similarity, len(columns) - k, axis=1)[:, -k:]
+        full = remaining >= k
+        result[start:stop][full] = nearest[full].mean(axis=1)
+        for local in np.flatnonzero(~full & (remaining > 0)):  # fewer sentences than K left
+            values = similarity[local][np.isfinite(similarity[local])]
+            result[start + local] = float(values.mean())
+        if progress is not None:
+            progress("hubness", stop, count)
     return result
 
 
-def _overlapping(chunks: Sequence[Chunk]) -> list[list[int]]:
-    """For each chunk row, the rows of chunks sharing text with it (itself included)."""
-    found: list[list[int]] = [[row] for row in range(len(chunks))]
+def _overlapping(spans: Sequence[Span]) -> list[list[int]]:
+    """For each chunk row, the other rows of chunks sharing text with it."""
+    found: list[list[int]] = [[] for _ in range(len(spans))]
     by_doc: dict[str, list[int]] = {}
-    for row, chunk in enumerate(chunks):
-        by_doc.setdefault(chunk.doc_id, []).append(row)
+    for row, (doc_id, _, _) in enumerate(spans):
+        by_doc.setdefault(doc_id, []).append(row)
     for rows in by_doc.values():
-        rows.sort(key=lambda r: (chunks[r].char_start, chunks[r].char_end))
+        rows.sort(key=lambda r: (spans[r][1], spans[r][2]))
         for position, row in enumerate(rows):
-            end = chunks[row].char_end
+            end = spans[row][2]
             for other in rows[position + 1 :]:
-                if chunks[other].char_start >= end:
+                if spans[other][1] >= end:
                     break
                 found[row].append(other)
                 found[other].append(row)

@@ -1,14 +1,16 @@
-"""Build, save and load the index: FAISS (inner product over unit vectors) + BM25 + manifest.
+"""The index on disk and loaded: generations, manifest, checksums, and ``load_index``.
 
 Layout under the index directory::
 
     CURRENT              name of the generation being served (replaced atomically)
-    gen-<time>-<rand>/   manifest.json, documents.jsonl, chunks.jsonl, vectors.npy,
-                         sentences.npy, sentence_ptr.npy, hubness.npy, dense.faiss, lexical/
+    gen-<time>-<rand>/   manifest.json, documents.jsonl, chunks.jsonl, dense.faiss,
+                         sentences.npy, sentence_ranges.npy, hubness.npy, lexical/
 
-A build writes a complete new generation and only then switches ``CURRENT`` to it, so a
-reader sees the old index or the new one, never a mixture. Unchanged documents reuse the
-previous generation's chunks and vectors: re-ingesting an unchanged corpus embeds nothing.
+``qa.build`` writes a complete new generation and only then switches ``CURRENT`` to it, so a
+reader sees the old index or the new one, never a mixture. Each chunk vector is stored once, in
+``dense.faiss`` (``qa.dense``); each sentence vector once, as a float16 row of
+``sentences.npy`` (chunk ``i``'s sentences are rows ``sentence_ranges[i]``; overlapping chunks
+share rows). The large files are memory-mapped, so server processes share their pages.
 """
 
 from __future__ import annotations
@@ -19,41 +21,28 @@ import json
 import os
 import secrets
 import shutil
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qa.chunk import ChunkerSettings, chunk_document, sentence_spans
-from qa.embed import Embedder, Vectors
+from qa.dense import DenseInfo, load_dense, vectors_of
+from qa.embed import Vectors
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
 from qa.types import Block, Chunk, Document, Footnote, Heading
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Sentence vectors only rescore a passage's own sentences: float16 keeps 3 significant digits
+# of each cosine at half the bytes.
+SENTENCE_DTYPE = np.float16
 _POINTER = "CURRENT"
 _LOCK = ".lock"
-_EMBED_BATCH = 64
-ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    generation: str
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    chunks_total: int
-    chunks_embedded: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -64,21 +53,26 @@ class Index:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: tuple[Chunk, ...]
-    dense: Any  # faiss.Index
+    dense: Any  # faiss.Index, memory-mapped
+    dense_info: DenseInfo
     lexical: LexicalIndex
-    sentence_vectors: Vectors  # every chunk's sentences, chunk after chunk
-    sentence_ptr: Any  # chunk i's sentences are rows sentence_ptr[i]:sentence_ptr[i + 1]
+    sentence_vectors: Any  # float16 rows, memory-mapped
+    sentence_ranges: Any  # chunk i's sentences are rows sentence_ranges[i, 0]:sentence_ranges[i, 1]
     hubness: Any  # per chunk row: mean cosine to its nearest corpus sentences (qa.hubness)
+    # For filters: each document's run of chunk rows, the distinct section paths, and each
+    # chunk row's section as a number into them.
+    doc_rows: dict[str, tuple[int, int]]  # doc_id -> (first row, count)
+    sections: tuple[str, ...]
+    section_ids: Any
 
     @property
     def generation(self) -> str:
         return self.path.name
 
-
-def _faiss() -> Any:
-    import faiss
-
-    return faiss
+    def sentences_of(self, row: int) -> Vectors:
+        """The stored vectors of chunk ``row``'s sentences, as float32."""
+        start, end = self.sentence_ranges[row]
+        return np.asarray(self.sentence_vectors[int(start) : int(end)], dtype=np.float32)
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -120,29 +114,56 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
         raise IndexNotFoundError(f"no index in {index_dir}; build one with `qa ingest`")
     manifest = read_manifest(generation)
     check_compatible(manifest, model_id=model_id, dimension=dimension)
-    _verify_checksums(generation, manifest)
+    verify_checksums(generation, manifest)
     documents = {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
     chunks = tuple(_read_chunks(generation / "chunks.jsonl"))
-    dense = _faiss().read_index(str(generation / "dense.faiss"))
+    try:
+        info = DenseInfo.from_dict(manifest["dense"])
+        dense = load_dense(generation / "dense.faiss", info)
+        sentences = np.load(generation / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        ranges = np.load(generation / "sentence_ranges.npy", allow_pickle=False)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise IndexCorruptError(f"{generation.name} is unreadable: {exc}") from None
     lexical = LexicalIndex.load(generation / "lexical")
-    sentences = np.load(generation / "sentences.npy", allow_pickle=False)
-    pointer = np.load(generation / "sentence_ptr.npy", allow_pickle=False)
     if (
         dense.ntotal != len(chunks)
         or dense.d != dimension
         or lexical.size != len(chunks)
-        or len(pointer) != len(chunks) + 1
-        or int(pointer[-1]) != len(sentences)
+        or ranges.shape != (len(chunks), 2)
+        or (len(chunks) and int(ranges[:, 1].max()) > len(sentences))
     ):
         raise IndexCorruptError(
             f"{generation} is inconsistent: {len(chunks)} chunks, {dense.ntotal} vectors "
             f"of dimension {dense.d}, {lexical.size} lexical rows, {len(sentences)} sentences"
         )
-    hubs = _load_hubness(generation, manifest, chunks, sentences, pointer)
-    return Index(generation, manifest, documents, chunks, dense, lexical, sentences, pointer, hubs)
+    hubs = _load_hubness(generation, manifest, chunks, sentences, ranges, dense)
+    doc_rows: dict[str, tuple[int, int]] = {}
+    section_numbers: dict[str, int] = {}
+    section_ids = np.empty(len(chunks), dtype=np.int32)
+    for row, chunk in enumerate(chunks):
+        first, count = doc_rows.get(chunk.doc_id, (row, 0))
+        if first + count != row:
+            raise IndexCorruptError(f"{generation}: the chunks of {chunk.doc_id} are not together")
+        doc_rows[chunk.doc_id] = (first, count + 1)
+        section_ids[row] = section_numbers.setdefault(chunk.section, len(section_numbers))
+    return Index(
+        path=generation,
+        manifest=manifest,
+        documents=documents,
+        chunks=chunks,
+        dense=dense,
+        dense_info=info,
+        lexical=lexical,
+        sentence_vectors=sentences,
+        sentence_ranges=ranges,
+        hubness=hubs,
+        doc_rows=doc_rows,
+        sections=tuple(section_numbers),
+        section_ids=section_ids,
+    )
 
 
-def _hubness_settings() -> dict[str, int]:
+def hubness_settings() -> dict[str, int]:
     return {"neighbours": HUB_NEIGHBOURS, "reference_cap": HUB_REFERENCE_CAP}
 
 
@@ -150,33 +171,23 @@ def _load_hubness(
     generation: Path,
     manifest: dict[str, Any],
     chunks: Sequence[Chunk],
-    sentences: Vectors,
-    pointer: Any,
+    sentences: Any,
+    ranges: Any,
+    dense: Any,
 ) -> Any:
-    """The stored values, or (a generation built before they existed, or with other settings)
-    values computed now from the stored vectors: the same numbers, only later."""
+    """The stored values, or (built with other settings) values computed now from the stored
+    vectors: the same numbers, only later."""
     stored = generation / "hubness.npy"
-    if manifest.get("hubness") == _hubness_settings() and stored.is_file():
+    if manifest.get("hubness") == hubness_settings() and stored.is_file():
         values = np.load(stored, allow_pickle=False)
         if values.shape != (len(chunks),):
             raise IndexCorruptError(
                 f"{generation} is inconsistent: {len(chunks)} chunks, {len(values)} hubness values"
             )
         return values
-    vectors = np.load(generation / "vectors.npy", allow_pickle=False)
-    return hub_scores(chunks, sentences, pointer, vectors, sentence_keys(chunks, len(sentences)))
-
-
-def sentence_keys(chunks: Sequence[Chunk], stored: int) -> list[tuple[str, int, int]] | None:
-    """(doc_id, start, end) of each stored sentence row, in the order ``_embed_chunks`` wrote
-    them: a sentence two overlapping chunks share has one key. None if the sentence splitter
-    no longer yields the ``stored`` rows (an index built by an older version)."""
-    keys = [
-        (chunk.doc_id, chunk.char_start + start, chunk.char_start + end)
-        for chunk in chunks
-        for start, end in sentence_spans(chunk.text)
-    ]
-    return keys if len(keys) == stored else None
+    vectors = vectors_of(dense, np.arange(len(chunks), dtype=np.int64))
+    spans = [(c.doc_id, c.char_start, c.char_end) for c in chunks]
+    return hub_scores(spans, sentences, ranges, vectors)
 
 
 def indexed_doc_ids(index_dir: Path) -> tuple[str, ...]:
@@ -203,23 +214,6 @@ def indexed_documents(index_dir: Path) -> dict[str, Document]:
         ) from None
 
 
-def build_index(
-    documents: Sequence[Document],
-    *,
-    embedder: Embedder,
-    chunker: ChunkerSettings,
-    index_dir: Path,
-    rebuild: bool = False,
-    progress: ProgressCallback | None = None,
-) -> BuildReport:
-    """Write a complete new generation, then switch to it; one build at a time per directory."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with build_lock(index_dir):
-        for stale in index_dir.glob(".staging-*"):  # left by a build that was killed
-            shutil.rmtree(stale, ignore_errors=True)
-        return _build(documents, embedder, chunker, index_dir, rebuild, progress)
-
-
 @contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``index_dir/.lock``; the kernel drops it if the builder dies."""
@@ -239,173 +233,24 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         yield
 
 
-def _build(
-    documents: Sequence[Document],
-    embedder: Embedder,
-    chunker: ChunkerSettings,
-    index_dir: Path,
-    rebuild: bool,
-    progress: ProgressCallback | None,
-) -> BuildReport:
-    started = time.perf_counter()
-    previous = None if rebuild else _reusable(index_dir, embedder, chunker)
-    old_hashes: dict[str, str] = previous[0] if previous else {}
-    reused: dict[str, list[Embedded]] = previous[1] if previous else {}
-
-    new_ids = {d.doc_id for d in documents}
-    unchanged = {d.doc_id for d in documents if old_hashes.get(d.doc_id) == d.content_hash}
-    pending = [
-        chunk
-        for document in documents
-        if document.doc_id not in unchanged
-        for chunk in chunk_document(document, chunker)
-    ]
-    by_doc: dict[str, list[Embedded]] = {i: reused.get(i, []) for i in unchanged}
-    for item in _embed_chunks(pending, embedder, progress):
-        by_doc.setdefault(item.chunk.doc_id, []).append(item)
-    embedded = [item for d in documents for item in by_doc.get(d.doc_id, [])]
-    generation = _write_generation(index_dir, documents, embedded, embedder, chunker)
-    _switch(index_dir, generation)
-    return BuildReport(
-        generation=generation.name,
-        added=tuple(sorted(new_ids - set(old_hashes))),
-        changed=tuple(sorted(i for i in new_ids & set(old_hashes) if i not in unchanged)),
-        removed=tuple(sorted(set(old_hashes) - new_ids)),
-        unchanged=tuple(sorted(unchanged)),
-        chunks_total=len(embedded),
-        chunks_embedded=len(pending),
-        seconds=time.perf_counter() - started,
-    )
-
-
-@dataclass(frozen=True)
-class Embedded:
-    """A chunk with its vector and the vectors of its sentences (for sentence re-scoring)."""
-
-    chunk: Chunk
-    vector: Vectors
-    sentences: Vectors
-
-
-def _embed_chunks(
-    chunks: list[Chunk], embedder: Embedder, progress: ProgressCallback | None
-) -> list[Embedded]:
-    spans = [sentence_spans(c.text) for c in chunks]
-    sentence_texts = [c.text[a:b] for c, s in zip(chunks, spans, strict=True) for a, b in s]
-    texts = [c.text for c in chunks] + sentence_texts
-    vectors = _embed(texts, embedder, progress)
-    embedded, cursor = [], len(chunks)
-    for row, (chunk, sentences) in enumerate(zip(chunks, spans, strict=True)):
-        rows = vectors[cursor : cursor + len(sentences)]
-        embedded.append(Embedded(chunk, vectors[row], rows))
-        cursor += len(sentences)
-    return embedded
-
-
-def _reusable(
-    index_dir: Path, embedder: Embedder, chunker: ChunkerSettings
-) -> tuple[dict[str, str], dict[str, list[Embedded]]] | None:
-    """Hashes, chunks and vectors of the current generation, if built the same way."""
-    generation = current_generation(index_dir)
-    if generation is None:
-        return None
-    try:
-        manifest = read_manifest(generation)
-        check_compatible(manifest, model_id=embedder.model_id, dimension=embedder.dimension)
-        if manifest.get("chunker") != chunker.as_dict() or not _same_pipeline(manifest):
-            return None
-        _verify_checksums(generation, manifest)
-        chunks = _read_chunks(generation / "chunks.jsonl")
-        vectors = np.load(generation / "vectors.npy", allow_pickle=False)
-        sentences = np.load(generation / "sentences.npy", allow_pickle=False)
-        pointer = np.load(generation / "sentence_ptr.npy", allow_pickle=False)
-    except (IndexCorruptError, IndexMismatchError, OSError, ValueError, TypeError):
-        return None  # anything unusable is simply rebuilt
-    if len(vectors) != len(chunks) or len(pointer) != len(chunks) + 1:
-        return None
-    by_doc: dict[str, list[Embedded]] = {}
-    for row, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
-        own = sentences[pointer[row] : pointer[row + 1]]
-        by_doc.setdefault(chunk.doc_id, []).append(Embedded(chunk, vector, own))
-    hashes = {doc_id: meta["content_hash"] for doc_id, meta in manifest["documents"].items()}
-    return hashes, by_doc
-
-
-def _same_pipeline(manifest: dict[str, Any]) -> bool:
+def same_pipeline(manifest: dict[str, Any]) -> bool:
+    """Was the generation parsed and analysed by this version's ingest and analyzer?"""
     return bool(
         manifest.get("ingest_version") == INGEST_VERSION
         and manifest.get("analyzer_version") == ANALYZER_VERSION
     )
 
 
-def _embed(texts: list[str], embedder: Embedder, progress: ProgressCallback | None) -> Vectors:
-    parts: list[Vectors] = []
-    for start in range(0, len(texts), _EMBED_BATCH):
-        parts.append(embedder.encode_passages(texts[start : start + _EMBED_BATCH]))
-        if progress:
-            progress(min(start + _EMBED_BATCH, len(texts)), len(texts))
-    return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+def write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
+    """``manifest.json`` with every other file's checksum, everything synced to disk."""
+    manifest = {**manifest, "files": _checksums(staging)}
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    _fsync_tree(staging)
 
 
-def _write_generation(
-    index_dir: Path,
-    documents: Sequence[Document],
-    embedded: list[Embedded],
-    embedder: Embedder,
-    chunker: ChunkerSettings,
-) -> Path:
-    chunks = [item.chunk for item in embedded]
-    empty = np.zeros((0, embedder.dimension), np.float32)
-    vectors = np.vstack([i.vector for i in embedded]).astype(np.float32) if embedded else empty
-    sentences = np.vstack([empty, *(i.sentences for i in embedded)]).astype(np.float32)
-    pointer = np.cumsum([0, *(len(i.sentences) for i in embedded)], dtype=np.int64)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    generation = index_dir / f"gen-{stamp}-{secrets.token_hex(3)}"
-    staging = index_dir / f".staging-{generation.name}"
-    staging.mkdir()
-    try:
-        _write_jsonl(staging / "documents.jsonl", (_document_row(d) for d in documents))
-        _write_jsonl(staging / "chunks.jsonl", (asdict(c) for c in chunks))
-        np.save(staging / "vectors.npy", vectors, allow_pickle=False)
-        np.save(staging / "sentences.npy", sentences, allow_pickle=False)
-        np.save(staging / "sentence_ptr.npy", pointer, allow_pickle=False)
-        keys = sentence_keys(chunks, len(sentences))
-        hubs = hub_scores(chunks, sentences, pointer, vectors, keys)
-        np.save(staging / "hubness.npy", hubs, allow_pickle=False)
-        faiss = _faiss()
-        dense = faiss.IndexFlatIP(embedder.dimension)
-        if len(vectors):
-            dense.add(vectors)
-        faiss.write_index(dense, str(staging / "dense.faiss"))
-        LexicalIndex.build([c.text for c in chunks]).save(staging / "lexical")
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "ingest_version": INGEST_VERSION,
-            "analyzer_version": ANALYZER_VERSION,
-            "embed_model": embedder.model_id,
-            "dimension": embedder.dimension,
-            "chunker": chunker.as_dict(),
-            "hubness": _hubness_settings(),
-            "documents": {
-                d.doc_id: {"content_hash": d.content_hash, "source_path": d.source_path}
-                for d in documents
-            },
-            "counts": {"documents": len(documents), "chunks": len(chunks)},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": _checksums(staging),
-        }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        _fsync_tree(staging)
-        os.replace(staging, generation)
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return generation
-
-
-def _switch(index_dir: Path, generation: Path) -> None:
+def switch_generation(index_dir: Path, generation: Path) -> None:
     """Point CURRENT at ``generation`` atomically; keep the previous one for readers in flight."""
+    _fsync_dir(index_dir)
     previous = current_generation(index_dir)
     tmp = index_dir / f".{_POINTER}.{secrets.token_hex(4)}"
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -420,15 +265,37 @@ def _switch(index_dir: Path, generation: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def read_chunk_lines(path: Path, offset: int, count: int) -> list[Chunk]:
+    """``count`` chunks from the line starting at byte ``offset`` of a chunks.jsonl."""
+    chunks = []
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            for _ in range(count):
+                row = json.loads(handle.readline())
+                chunks.append(Chunk(**{**row, "footnotes": tuple(row["footnotes"])}))
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexCorruptError(f"{path} is unreadable at byte {offset}: {exc}") from None
+    return chunks
+
+
 def _checksums(directory: Path) -> dict[str, str]:
     return {
-        p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(directory).as_posix(): _sha256(p)
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != "manifest.json"
     }
 
 
-def _verify_checksums(generation: Path, manifest: dict[str, Any]) -> None:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(generation: Path, manifest: dict[str, Any]) -> None:
     expected = manifest.get("files")
     if not isinstance(expected, dict):
         raise IndexCorruptError(f"manifest in {generation} lists no file checksums")
@@ -436,7 +303,7 @@ def _verify_checksums(generation: Path, manifest: dict[str, Any]) -> None:
         path = generation / name
         if not path.is_file():
             raise IndexCorruptError(f"{generation.name}: {name} is missing")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if _sha256(path) != digest:
             raise IndexCorruptError(f"{generation.name}: {name} does not match its checksum")
 
 
@@ -455,12 +322,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _document_row(document: Document) -> dict[str, Any]:
-    row = asdict(document)
-    _drop_derived(row)
-    return row
 
 
 def _read_documents(path: Path) -> list[Document]:
@@ -498,12 +359,6 @@ def _drop_derived(row: dict[str, Any]) -> None:
 
 def _read_chunks(path: Path) -> list[Chunk]:
     return [Chunk(**{**row, "footnotes": tuple(row["footnotes"])}) for row in _read_jsonl(path)]
-
-
-def _write_jsonl(path: Path, rows: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -10,8 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_in_passages
+from qa.chunk import sentence_spans
 from qa.crosslingual import Expander
+from qa.dense import search as dense_search
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.index import Index
@@ -246,6 +251,16 @@ class Retriever:
             query=query,
         )
 
+    def sentence_vectors(self, row: int | None, text: str) -> Any:
+        """The vectors the index stored for the sentences of chunk ``row`` (embedded now when
+        there is no row, or the text no longer splits into as many sentences)."""
+        spans = sentence_spans(text)
+        if row is not None:
+            stored = self.index.sentences_of(row)
+            if len(stored) == len(spans):
+                return stored
+        return self.embedder.encode_passages([text[a:b] for a, b in spans])
+
     def document(self, doc_id: str) -> Document:
         try:
             return self.index.documents[doc_id]
@@ -254,23 +269,34 @@ class Retriever:
 
     def _allowed_rows(
         self, doc_ids: Sequence[str] | None, section_prefix: str | None
-    ) -> set[int] | None:
+    ) -> npt.NDArray[np.int64] | None:
+        """The rows a filter allows, sorted; found from each document's run of rows and the
+        index's table of distinct sections, never by visiting every chunk."""
         if not doc_ids and not section_prefix:
             return None
+        index = self.index
         if doc_ids:
-            unknown = sorted(set(doc_ids) - set(self.index.documents))
+            unknown = sorted(set(doc_ids) - set(index.documents))
             if unknown:
                 raise InvalidQueryError(f"unknown doc_ids: {', '.join(unknown)}")
-        wanted = set(doc_ids or ())
+        wanted = sorted(set(doc_ids or ()))
+        if wanted:
+            runs = [index.doc_rows.get(doc_id, (0, 0)) for doc_id in wanted]
+            rows = np.concatenate(
+                [np.arange(0, 0, dtype=np.int64)]
+                + [np.arange(first, first + n, dtype=np.int64) for first, n in runs]
+            )
+            rows.sort()
+        else:
+            rows = np.arange(len(index.chunks), dtype=np.int64)
         prefix = (section_prefix or "").strip()
-        rows = [
-            row
-            for row, chunk in enumerate(self.index.chunks)
-            if not wanted or chunk.doc_id in wanted
-        ]
-        allowed = {row for row in rows if section_matches(self.index.chunks[row].section, prefix)}
-        if rows and not allowed:  # a filter that can match nothing is a mistake, not an answer
-            names = _section_names(self.index.chunks[row].section for row in rows)
+        if not prefix:
+            return rows
+        matching = [i for i, name in enumerate(index.sections) if section_matches(name, prefix)]
+        section_of = index.section_ids[rows]
+        allowed = rows[np.isin(section_of, np.asarray(matching, dtype=section_of.dtype))]
+        if len(rows) and not len(allowed):  # a filter that can match nothing is a mistake
+            names = _section_names(index.sections[i] for i in np.unique(section_of).tolist())
             listed = "; ".join(_closest(prefix, names, 6)) or "none (no headings)"
             raise InvalidQueryError(
                 f"section_prefix {prefix!r} matches no section"
@@ -283,13 +309,13 @@ class Retriever:
         self,
         question: str,
         mode: SearchMode,
-        allowed: set[int] | None,
+        allowed: npt.NDArray[np.int64] | None,
         timings: dict[str, float],
     ) -> Query:
         """The question analysed once: its vector when a dense ranking runs over some rows, its
         terms, and its translations when a lexical ranking runs."""
         vector = None
-        if mode in ("dense", "hybrid") and self.index.chunks and allowed != set():
+        if mode in ("dense", "hybrid") and self.index.chunks and (allowed is None or len(allowed)):
             with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
                 apply_thread_limits()  # QA_THREADS, in this thread too (qa.threads)
                 tick = time.perf_counter()
@@ -306,7 +332,7 @@ class Retriever:
         query: Query,
         mode: SearchMode,
         top_k: int,
-        allowed: set[int] | None,
+        allowed: npt.NDArray[np.int64] | None,
         timings: dict[str, float],
     ) -> Signals:
         fusion = self.settings.fusion
@@ -329,25 +355,22 @@ class Retriever:
         return Signals(dense, lexical, fused, ranked, best)
 
     def _dense(
-        self, query: Query, depth: int, allowed: set[int] | None, timings: dict[str, float]
+        self,
+        query: Query,
+        depth: int,
+        allowed: npt.NDArray[np.int64] | None,
+        timings: dict[str, float],
     ) -> dict[int, float]:
         """Blended similarity of the candidates to the question's vector."""
-        total = len(self.index.chunks)
         if query.vector is None:  # no rows to rank
             return {}
-        # With a filter, rank everything (flat index: the same cost) and keep the allowed rows.
-        k = total if allowed is not None else min(depth, total)
         with _COMPUTE:
             apply_thread_limits()
             tick = time.perf_counter()
-            scores, rows = self.index.dense.search(query.vector[None, :], k)
+            found = dense_search(
+                self.index.dense, self.index.dense_info, query.vector, depth, allowed
+            )
             timings["dense"] = (time.perf_counter() - tick) * 1000
-        # FAISS pads with -1 when it holds fewer vectors than asked for.
-        found = [
-            (int(r), float(s))
-            for r, s in zip(rows[0], scores[0], strict=True)
-            if r >= 0 and (allowed is None or int(r) in allowed)
-        ][:depth]
         return self._with_sentences(found, query.vector)
 
     def _with_sentences(self, found: list[tuple[int, float]], vector: Any) -> dict[int, float]:
@@ -355,15 +378,16 @@ class Retriever:
         weight = self.settings.dense.sentence_weight
         if not found or weight == 0:
             return dict(found)
-        pointer, sentences = self.index.sentence_ptr, self.index.sentence_vectors
         blended = {}
         for row, score in found:
-            own = sentences[pointer[row] : pointer[row + 1]]
+            own = self.index.sentences_of(row)
             best = float((own @ vector).max()) if len(own) else score
             blended[row] = (1 - weight) * score + weight * best
         return blended
 
-    def _lexical(self, query: Query, depth: int, allowed: set[int] | None) -> dict[int, float]:
+    def _lexical(
+        self, query: Query, depth: int, allowed: npt.NDArray[np.int64] | None
+    ) -> dict[int, float]:
         """BM25 scores of the ``depth`` best rows (among ``allowed``), best first."""
         return self.index.lexical.top([*query.terms, *query.translations], depth, allowed)
 

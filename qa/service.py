@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import threads as compute_threads
+from qa.build import BuildReport, ProgressCallback, build_index
 from qa.chunk import ChunkerSettings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
 from qa.index import (
-    BuildReport,
-    ProgressCallback,
-    build_index,
     indexed_doc_ids,
     indexed_documents,
     load_index,
@@ -110,6 +108,7 @@ def ingest(
         index_dir=settings.index_dir,
         rebuild=rebuild,
         progress=progress,
+        workers=settings.ingest_threads,
     )
     return IngestOutcome(plan, build)
 

@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qa.chunk import sentence_spans
 from qa.lexical import analyze, fold
 from qa.types import Hit
 
@@ -156,7 +155,9 @@ class Checker:
 
     def _passage_vectors(self, n: int) -> Any:
         if n not in self._vectors:
-            self._vectors[n] = passage_sentence_vectors(self.retriever, self.hits[n - 1])
+            self._vectors[n] = self.retriever.sentence_vectors(
+                self.hits[n - 1].row, self.hits[n - 1].text
+            )
         return self._vectors[n]
 
 
@@ -185,16 +186,3 @@ def number_values(folded: str) -> dict[int, set[float]]:
             values.add(value * _SCALE[match.group(2)])
         found[match.start()] = {float(f"{v:.6g}") for v in values}
     return found
-
-
-def passage_sentence_vectors(retriever: Retriever, hit: Hit) -> Any:
-    """The vectors the index stored for the sentences of the hit's chunk (embedded now if it
-    has none stored, or a different number of sentences)."""
-    index = retriever.index
-    spans = sentence_spans(hit.text)
-    if hit.row is not None:
-        pointer = index.sentence_ptr
-        stored = index.sentence_vectors[int(pointer[hit.row]) : int(pointer[hit.row + 1])]
-        if len(stored) == len(spans):
-            return stored
-    return retriever.embedder.encode_passages([hit.text[a:b] for a, b in spans])
