@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.build import build_index
 from qa.chunk import ChunkerSettings, sentence_spans
 from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
@@ -17,11 +18,9 @@ from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
 from qa.index import (
     SCHEMA_VERSION,
     Index,
-    build_index,
     current_generation,
     load_index,
     read_manifest,
-    sentence_keys,
 )
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
@@ -46,8 +45,18 @@ class CountingEmbedder(HashingEmbedder):
 
 
 def _texts_embedded(chunks: Sequence[Chunk]) -> int:
-    """Each chunk is embedded whole and sentence by sentence (for sentence re-scoring)."""
-    return sum(1 + len(sentence_spans(c.text)) for c in chunks)
+    """Each chunk is embedded whole, and each of its sentences once (for sentence re-scoring):
+    a sentence two overlapping chunks share is embedded for the first of them only."""
+    sentences = {
+        (c.doc_id, c.char_start + a, c.char_start + b)
+        for c in chunks
+        for a, b in sentence_spans(c.text)
+    }
+    return len(chunks) + len(sentences)
+
+
+def _chunk_vectors(index: Index) -> np.ndarray:
+    return np.asarray(index.dense.reconstruct_n(0, index.dense.ntotal))
 
 
 def test_manifest_records_model_chunker_hashes_counts(small_corpus: Path, tmp_path: Path) -> None:
@@ -67,7 +76,10 @@ def test_manifest_records_model_chunker_hashes_counts(small_corpus: Path, tmp_pa
     assert manifest["documents"]["zh"]["content_hash"] == hashlib.sha256(raw).hexdigest()
     assert manifest["counts"] == {"documents": 3, "chunks": outcome.build.chunks_total}
     assert manifest["built_at"].startswith("20")
-    assert {"dense.faiss", "chunks.jsonl", "vectors.npy"} <= set(manifest["files"])
+    stored = {"dense.faiss", "chunks.jsonl", "sentences.npy", "sentence_ranges.npy"}
+    assert stored <= set(manifest["files"])
+    assert "vectors.npy" not in manifest["files"]  # a chunk vector is stored once, in dense.faiss
+    assert manifest["dense"]["kind"] == "flat" and manifest["dense"]["recall_at_10"] == 1.0
 
 
 def test_incremental_reingest_embeds_only_what_changed(small_corpus: Path, tmp_path: Path) -> None:
@@ -109,14 +121,12 @@ def test_reused_vectors_equal_fresh_ones(small_corpus: Path, tmp_path: Path) -> 
     ingest(settings, embedder=HashingEmbedder(64))
     index = load_index(settings.index_dir, model_id="hash:64", dimension=64)
     fresh = HashingEmbedder(64).encode_passages([c.text for c in index.chunks])
-    stored = np.load(index.path / "vectors.npy")
-    np.testing.assert_allclose(stored, fresh, rtol=1e-6)
+    np.testing.assert_allclose(_chunk_vectors(index), fresh, rtol=1e-6)
 
 
 def _fresh_hubness(index: Index) -> np.ndarray:
-    vectors = np.load(index.path / "vectors.npy")
-    keys = sentence_keys(index.chunks, len(index.sentence_vectors))
-    return hub_scores(index.chunks, index.sentence_vectors, index.sentence_ptr, vectors, keys)
+    spans = [(c.doc_id, c.char_start, c.char_end) for c in index.chunks]
+    return hub_scores(spans, index.sentence_vectors, index.sentence_ranges, _chunk_vectors(index))
 
 
 def test_hubness_is_stored_per_generation_and_computed_for_older_ones(
@@ -132,8 +142,6 @@ def test_hubness_is_stored_per_generation_and_computed_for_older_ones(
     np.testing.assert_array_equal(stored, _fresh_hubness(index))
     np.testing.assert_array_equal(index.hubness, stored)
     assert stored.shape == (len(index.chunks),) and np.ptp(stored) > 0
-    # Sentences of an index whose splitter has changed since get no keys (each row counts alone).
-    assert sentence_keys(index.chunks, len(index.sentence_vectors) + 1) is None
 
     # A generation written before hubness existed has neither the file nor the manifest entry.
     (index.path / "hubness.npy").unlink()
@@ -219,13 +227,16 @@ def test_a_failed_build_keeps_the_previous_generation(small_corpus: Path, tmp_pa
             rebuild=True,
         )
     assert (settings.index_dir / "CURRENT").read_text() == before
-    assert not list(settings.index_dir.glob(".staging-*"))
     load_index(settings.index_dir, model_id="hash:64", dimension=64)
+    # The staged work waits for the same build to resume; a finished build leaves none behind.
+    ingest(settings, embedder=HashingEmbedder(64), rebuild=True)
+    assert not list(settings.index_dir.glob(".staging-*"))
+    assert (settings.index_dir / "CURRENT").read_text() != before
 
 
 def test_dense_search_matches_numpy_brute_force(corpus_retriever: Retriever) -> None:
     index = corpus_retriever.index
-    vectors = np.load(index.path / "vectors.npy")
+    vectors = _chunk_vectors(index)
     queries = ["稀土出口管制", "Nippon Steel acquisition", "造船 破冰船", "製薬のサプライチェーン"]
     for question in queries:
         query = corpus_retriever.embedder.encode_queries([question])

@@ -177,7 +177,7 @@ def _edit_manifest(field: str, value: object) -> object:
 DAMAGE = {
     "truncated-faiss": (lambda g: (g / "dense.faiss").write_bytes(b"IxF"), "dense.faiss"),
     "flipped-chunks": (lambda g: _flip_byte(g / "chunks.jsonl"), "chunks.jsonl"),
-    "missing-vectors": (lambda g: (g / "vectors.npy").unlink(), "vectors.npy is missing"),
+    "missing-sentences": (lambda g: (g / "sentences.npy").unlink(), "sentences.npy is missing"),
     "missing-manifest": (lambda g: (g / "manifest.json").unlink(), "no manifest.json"),
     "other-model": (_edit_manifest("embed_model", "use-multilingual-v3"), "embedding model"),
     "other-dimension": (_edit_manifest("dimension", 512), "embedding dimension 512"),

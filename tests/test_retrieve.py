@@ -138,12 +138,13 @@ def test_dense_score_is_similarity_less_a_share_of_hubness(corpus_retriever: Ret
     assert dense_settings.hubness_weight > 0
     question = "How does Japan secure rare earths outside China?"
     query = corpus_retriever.embedder.encode_queries([question])[0]
-    vectors = np.load(index.path / "vectors.npy")
+    vectors = index.dense.reconstruct_n(0, index.dense.ntotal)
     rows = {(c.doc_id, c.char_start): row for row, c in enumerate(index.chunks)}
     hits = corpus_retriever.search(question, top_k=10, mode="dense").hits
     for hit in hits:
         row = rows[(hit.citation.doc_id, hit.citation.char_start)]
-        own = index.sentence_vectors[index.sentence_ptr[row] : index.sentence_ptr[row + 1]]
+        start, end = index.sentence_ranges[row]
+        own = index.sentence_vectors[start:end].astype(np.float32)
         weight = dense_settings.sentence_weight
         similarity = (1 - weight) * float(vectors[row] @ query) + weight * float(
             (own @ query).max()
