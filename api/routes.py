@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.schemas import (
     BlockPublic,
+    DensePublic,
     DocumentPublic,
     DocumentsPublic,
     DocumentSummary,
@@ -84,6 +85,7 @@ def index_info(current: RetrieverDep) -> IndexPublic:
         chunks=manifest["counts"]["chunks"],
         built_at=manifest["built_at"],
         chunker=manifest["chunker"],
+        dense=DensePublic(**current.index.dense_info.as_dict()),
     )
 
 

@@ -164,6 +164,18 @@ class DocumentsPublic(BaseModel):
     count: int
 
 
+class DensePublic(BaseModel):
+    kind: str = Field(description='"flat" (exact search) or "hnsw" (approximate, above a size)')
+    factory: str = Field(description="The FAISS index factory string of the same index.")
+    vectors: int
+    recall_at_10: float = Field(
+        description="Share of the exact top 10 the index finds, measured when it was built "
+        "(1.0 for exact search)."
+    )
+    recall_queries: int = Field(description="How many real vectors measured it (0 for flat).")
+    search_params: dict[str, int]
+
+
 class IndexPublic(BaseModel):
     generation: str
     model: str
@@ -172,6 +184,7 @@ class IndexPublic(BaseModel):
     chunks: int
     built_at: str
     chunker: dict[str, int | str]
+    dense: DensePublic
 
 
 class ReadyPublic(BaseModel):

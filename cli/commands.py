@@ -143,6 +143,15 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"removed {len(build.removed)}, unchanged {len(build.unchanged)}, "
         f"kept {len(outcome.plan.kept)}"
     )
+    if build.resumed_documents:
+        print(f"resumed an interrupted build: {build.resumed_documents} documents already done")
+    dense = build.dense
+    if dense.get("kind") == "hnsw":
+        print(
+            f"dense index {dense['factory']}: recall@10 {dense['recall_at_10']:.3f} against "
+            f"exact search ({dense['recall_queries']} queries, "
+            f"efSearch {dense['search_params']['efSearch']})"
+        )
     return 1 if outcome.ingest.errors else 0
 
 

@@ -64,7 +64,7 @@ def build_dense(
     vectors: npt.NDArray[np.float32],
     *,
     probes: npt.NDArray[np.float32] | None = None,
-    exact_up_to: int = EXACT_UP_TO,
+    exact_up_to: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Any, DenseInfo]:
     """An index over ``vectors`` (unit rows, may be a memory map) and what it is.
@@ -73,7 +73,7 @@ def build_dense(
     sample of ``vectors`` stands in (each finds itself, so the figure is optimistic)."""
     faiss = _faiss()
     count, dimension = int(vectors.shape[0]), int(vectors.shape[1])
-    if count <= exact_up_to:
+    if count <= (EXACT_UP_TO if exact_up_to is None else exact_up_to):
         index = faiss.IndexFlatIP(dimension)
         _add(index, vectors, "dense index", progress)
         return index, DenseInfo("flat", "Flat", count, 1.0, 0)
