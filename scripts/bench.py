@@ -346,8 +346,9 @@ def child_vectors(
     half = RECALL_QUERIES // 2
     picked = np.random.default_rng(seed + 1).permutation(len(sentences))
     probe_q, eval_q = questions[0::2][:half], questions[1::2][:half]
-    probes = np.vstack([probe_q, sentences[picked[: RECALL_QUERIES - len(probe_q)]]])
-    eval_s = sentences[picked[RECALL_QUERIES : 2 * RECALL_QUERIES - len(eval_q)]]
+    taken = RECALL_QUERIES - len(probe_q)
+    probes = np.vstack([probe_q, sentences[picked[:taken]]])
+    eval_s = sentences[picked[taken : taken + RECALL_QUERIES - len(eval_q)]]
     queries = np.vstack([eval_q, eval_s]).astype(np.float32)
 
     faiss.omp_set_num_threads(build_threads)
