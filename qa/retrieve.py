@@ -370,20 +370,28 @@ class Retriever:
             found = dense_search(
                 self.index.dense, self.index.dense_info, query.vector, depth, allowed
             )
+            blended = self._with_sentences(found, query.vector)
             timings["dense"] = (time.perf_counter() - tick) * 1000
-        return self._with_sentences(found, query.vector)
+        return blended
 
     def _with_sentences(self, found: list[tuple[int, float]], vector: Any) -> dict[int, float]:
-        """Blend each candidate's chunk similarity with its best sentence's."""
+        """Blend each candidate's chunk similarity with its best sentence's (all candidates'
+        sentence rows gathered and scored in one product)."""
         weight = self.settings.dense.sentence_weight
         if not found or weight == 0:
             return dict(found)
-        blended = {}
-        for row, score in found:
-            own = self.index.sentences_of(row)
-            best = float((own @ vector).max()) if len(own) else score
-            blended[row] = (1 - weight) * score + weight * best
-        return blended
+        rows = np.fromiter((row for row, _ in found), dtype=np.int64, count=len(found))
+        ranges = self.index.sentence_ranges[rows]
+        counts = ranges[:, 1] - ranges[:, 0]
+        owned = np.repeat(ranges[:, 0] - np.cumsum(counts) + counts, counts)
+        sentence_rows = owned + np.arange(int(counts.sum()))
+        similarity = self.index.sentence_vectors[sentence_rows].astype(np.float32) @ vector
+        best = np.full(len(rows), -np.inf, dtype=np.float32)
+        np.maximum.at(best, np.repeat(np.arange(len(rows)), counts), similarity)
+        return {
+            row: (1 - weight) * score + weight * float(top) if count else score
+            for (row, score), top, count in zip(found, best.tolist(), counts.tolist(), strict=True)
+        }
 
     def _lexical(
         self, query: Query, depth: int, allowed: npt.NDArray[np.int64] | None
