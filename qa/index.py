@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -45,6 +45,97 @@ _POINTER = "CURRENT"
 _LOCK = ".lock"
 
 
+class ChunkTable(Sequence[Chunk]):
+    """The chunks of a generation kept as columns of numbers, each ``Chunk`` made when asked
+    for, its text sliced from its document (``document.text[char_start:char_end]`` is the
+    chunk's text by construction, and ``load`` checks it): a chunk's text is not held twice,
+    and a million chunks cost tens of megabytes, not gigabytes of objects.
+
+    Also what filters need: each document's run of rows, the distinct section paths and each
+    row's section as a number into them."""
+
+    _COLUMNS = ("ordinal", "char_start", "char_end", "line_start", "line_end", "n_tokens")
+
+    def __init__(self, path: Path, documents: dict[str, Document]) -> None:
+        self._documents = documents
+        doc_ids: list[str] = []
+        doc_numbers: dict[str, int] = {}
+        sections: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        columns: dict[str, list[int]] = {name: [] for name in self._COLUMNS}
+        doc_of, section_of, kind_of, pages = [], [], [], []
+        footnotes: list[int] = []
+        footnote_ptr = [0]
+        self.doc_rows: dict[str, tuple[int, int]] = {}
+        for row, item in enumerate(_iter_jsonl(path)):
+            try:
+                doc_id = item["doc_id"]
+                document = documents[doc_id]
+                if document.text[item["char_start"] : item["char_end"]] != item["text"]:
+                    raise IndexCorruptError(f"{path}: chunk {row} is not its document's text")
+                first, count = self.doc_rows.get(doc_id, (row, 0))
+                if first + count != row:
+                    raise IndexCorruptError(f"{path}: the chunks of {doc_id} are not together")
+                self.doc_rows[doc_id] = (first, count + 1)
+                if doc_id not in doc_numbers:
+                    doc_numbers[doc_id] = len(doc_ids)
+                    doc_ids.append(doc_id)
+                doc_of.append(doc_numbers[doc_id])
+                section_of.append(sections.setdefault(item["section"], len(sections)))
+                kind_of.append(kinds.setdefault(item.get("kind", "body"), len(kinds)))
+                for name in self._COLUMNS:
+                    columns[name].append(int(item[name]))
+                start, end = item.get("page_start"), item.get("page_end")
+                pages.append((-1 if start is None else start, -1 if end is None else end))
+                footnotes.extend(int(n) for n in item.get("footnotes", ()))
+                footnote_ptr.append(len(footnotes))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise IndexCorruptError(f"{path}: chunk {row} is unreadable ({exc})") from None
+        self._doc_ids = tuple(doc_ids)
+        self._kinds = tuple(kinds)
+        self.sections = tuple(sections)
+        self.section_ids = np.asarray(section_of, dtype=np.int32)
+        self._doc_of = np.asarray(doc_of, dtype=np.int32)
+        self._kind_of = np.asarray(kind_of, dtype=np.int8)
+        self._columns = {name: np.asarray(v, dtype=np.int64) for name, v in columns.items()}
+        self._pages = np.asarray(pages, dtype=np.int64).reshape(-1, 2)
+        self._footnotes = np.asarray(footnotes, dtype=np.int32)
+        self._footnote_ptr = np.asarray(footnote_ptr, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._doc_of)
+
+    @overload
+    def __getitem__(self, row: int) -> Chunk: ...
+    @overload
+    def __getitem__(self, row: slice) -> Sequence[Chunk]: ...
+
+    def __getitem__(self, row: int | slice) -> Chunk | Sequence[Chunk]:
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        values = {name: int(column[row]) for name, column in self._columns.items()}
+        doc_id = self._doc_ids[self._doc_of[row]]
+        page_start, page_end = (int(v) for v in self._pages[row])
+        notes = self._footnotes[self._footnote_ptr[row] : self._footnote_ptr[row + 1]]
+        return Chunk(
+            doc_id=doc_id,
+            section=self.sections[self.section_ids[row]],
+            text=self._documents[doc_id].text[values["char_start"] : values["char_end"]],
+            kind=self._kinds[self._kind_of[row]],
+            page_start=None if page_start < 0 else page_start,
+            page_end=None if page_end < 0 else page_end,
+            footnotes=tuple(notes.tolist()),
+            **values,
+        )
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return (self[row] for row in range(len(self)))
+
+
 @dataclass(frozen=True)
 class Index:
     """A loaded generation: everything a retriever needs, immutable once loaded."""
@@ -52,18 +143,13 @@ class Index:
     path: Path
     manifest: dict[str, Any]
     documents: dict[str, Document]
-    chunks: tuple[Chunk, ...]
+    chunks: ChunkTable
     dense: Any  # faiss.Index, memory-mapped
     dense_info: DenseInfo
     lexical: LexicalIndex
     sentence_vectors: Any  # float16 rows, memory-mapped
     sentence_ranges: Any  # chunk i's sentences are rows sentence_ranges[i, 0]:sentence_ranges[i, 1]
     hubness: Any  # per chunk row: mean cosine to its nearest corpus sentences (qa.hubness)
-    # For filters: each document's run of chunk rows, the distinct section paths, and each
-    # chunk row's section as a number into them.
-    doc_rows: dict[str, tuple[int, int]]  # doc_id -> (first row, count)
-    sections: tuple[str, ...]
-    section_ids: Any
 
     @property
     def generation(self) -> str:
@@ -116,7 +202,7 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
     check_compatible(manifest, model_id=model_id, dimension=dimension)
     verify_checksums(generation, manifest)
     documents = {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
-    chunks = tuple(_read_chunks(generation / "chunks.jsonl"))
+    chunks = ChunkTable(generation / "chunks.jsonl", documents)
     try:
         info = DenseInfo.from_dict(manifest["dense"])
         dense = load_dense(generation / "dense.faiss", info)
@@ -137,15 +223,6 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
             f"of dimension {dense.d}, {lexical.size} lexical rows, {len(sentences)} sentences"
         )
     hubs = _load_hubness(generation, manifest, chunks, sentences, ranges, dense)
-    doc_rows: dict[str, tuple[int, int]] = {}
-    section_numbers: dict[str, int] = {}
-    section_ids = np.empty(len(chunks), dtype=np.int32)
-    for row, chunk in enumerate(chunks):
-        first, count = doc_rows.get(chunk.doc_id, (row, 0))
-        if first + count != row:
-            raise IndexCorruptError(f"{generation}: the chunks of {chunk.doc_id} are not together")
-        doc_rows[chunk.doc_id] = (first, count + 1)
-        section_ids[row] = section_numbers.setdefault(chunk.section, len(section_numbers))
     return Index(
         path=generation,
         manifest=manifest,
@@ -157,9 +234,6 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
         sentence_vectors=sentences,
         sentence_ranges=ranges,
         hubness=hubs,
-        doc_rows=doc_rows,
-        sections=tuple(section_numbers),
-        section_ids=section_ids,
     )
 
 
@@ -357,8 +431,14 @@ def _drop_derived(row: dict[str, Any]) -> None:
     row.pop("_page_starts", None)
 
 
-def _read_chunks(path: Path) -> list[Chunk]:
-    return [Chunk(**{**row, "footnotes": tuple(row["footnotes"])}) for row in _read_jsonl(path)]
+def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{path} is unreadable: {exc}") from None
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

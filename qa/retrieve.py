@@ -281,7 +281,7 @@ class Retriever:
                 raise InvalidQueryError(f"unknown doc_ids: {', '.join(unknown)}")
         wanted = sorted(set(doc_ids or ()))
         if wanted:
-            runs = [index.doc_rows.get(doc_id, (0, 0)) for doc_id in wanted]
+            runs = [index.chunks.doc_rows.get(doc_id, (0, 0)) for doc_id in wanted]
             rows = np.concatenate(
                 [np.arange(0, 0, dtype=np.int64)]
                 + [np.arange(first, first + n, dtype=np.int64) for first, n in runs]
@@ -292,11 +292,13 @@ class Retriever:
         prefix = (section_prefix or "").strip()
         if not prefix:
             return rows
-        matching = [i for i, name in enumerate(index.sections) if section_matches(name, prefix)]
-        section_of = index.section_ids[rows]
+        matching = [
+            i for i, name in enumerate(index.chunks.sections) if section_matches(name, prefix)
+        ]
+        section_of = index.chunks.section_ids[rows]
         allowed = rows[np.isin(section_of, np.asarray(matching, dtype=section_of.dtype))]
         if len(rows) and not len(allowed):  # a filter that can match nothing is a mistake
-            names = _section_names(index.sections[i] for i in np.unique(section_of).tolist())
+            names = _section_names(index.chunks.sections[i] for i in np.unique(section_of).tolist())
             listed = "; ".join(_closest(prefix, names, 6)) or "none (no headings)"
             raise InvalidQueryError(
                 f"section_prefix {prefix!r} matches no section"
