@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Collection, Container, Sequence
@@ -111,6 +112,23 @@ _EXTRA = ("chunk_terms.npy", "chunk_ptr.npy", "term_max.npy")
 def _index_dtype(limit: int) -> type[np.signedinteger[Any]]:
     """int32 for positions that fit in it, int64 beyond."""
     return np.int32 if limit < 2**31 else np.int64
+
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _jit_scorer() -> Any:
+    """bm25s's scorer compiled by numba, as ``BM25(backend="numba")`` compiles it (cached on disk
+    after the first compilation of about 2 s); None without numba (NumPy does the same sums)."""
+    if os.environ.get("NUMBA_DISABLE_JIT"):
+        return None
+    try:
+        from bm25s.scoring import _compute_relevance_from_scores_jit_ready
+        from numba import njit
+    except ImportError:
+        return None
+    return njit(cache=True, nogil=True)(_compute_relevance_from_scores_jit_ready)
 
 
 class LexicalBuilder:
@@ -279,7 +297,9 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise IndexCorruptError(f"lexical index in {directory} is unreadable: {exc}") from None
         analyze("warm up 预热")  # load jieba's dictionary now, not on the first query
-        return cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
+        index = cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
+        index.scores_for_terms([])  # compile (or read from numba's cache) the scorer now
+        return index
 
     def scores(self, query: str, extra: Sequence[str] = ()) -> npt.NDArray[np.float32]:
         """BM25 score of every chunk for the text ``query`` plus ``extra`` analyzed terms."""
@@ -288,9 +308,15 @@ class LexicalIndex:
     def scores_for_terms(self, terms: Sequence[str]) -> npt.NDArray[np.float32]:
         """BM25 score of every chunk for already analyzed ``terms`` (``analyze`` output and
         translations); zeros when no term is known. A repeated term counts again; the terms are
-        added in their order, in float32, as ``bm25s`` does."""
+        added in their order, in float32, as ``bm25s`` does (its numba scorer when numba is
+        installed, about 5x faster than NumPy's scatter-add at 1M chunks)."""
+        columns = np.asarray(self._known(terms), dtype=np.int64)
+        scorer = _jit_scorer()
+        if scorer is not None:
+            args = (self._data, self._indptr, self._rows, self._size, columns, _FLOAT32)
+            return np.asarray(scorer(*args))
         scores = np.zeros(self._size, dtype=np.float32)
-        for column in self._known(terms):
+        for column in columns.tolist():
             start, end = self._indptr[column], self._indptr[column + 1]
             scores[self._rows[start:end]] += self._data[start:end]
         return scores
@@ -307,15 +333,27 @@ class LexicalIndex:
         if allowed is not None:
             rows = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
             rows = np.unique(rows[(rows >= 0) & (rows < self._size)])
-            return _best(rows, self._scores_of(columns, rows), depth)
+            if self._probing_is_cheaper(columns, len(rows)):
+                return _best(rows, self._scores_of(columns, rows), depth)
+            return _best(rows, self.scores_for_terms(terms)[rows], depth)
         scores = self.scores_for_terms(terms)
-        rows = np.flatnonzero(scores)
+        rows = _above(scores, depth)
         return _best(rows, scores[rows], depth)
 
     def _known(self, terms: Sequence[str]) -> list[int]:
         """Column of each term the index knows, in order, repeats kept."""
         ids = (self._vocab.get(t) for t in terms)
         return [i for i in ids if i is not None and i < self._columns]
+
+    def _probing_is_cheaper(self, columns: Sequence[int], allowed: int) -> bool:
+        """Whether binary searches for ``allowed`` rows beat scoring every posting (rough
+        costs in ns, measured on this machine at 100k and 1M chunks)."""
+        ids = np.asarray(columns, dtype=np.int64)
+        df = (self._indptr[ids + 1] - self._indptr[ids]).astype(np.float64)
+        shorter, longer = np.minimum(df, allowed), np.maximum(df, allowed)
+        probe = float((shorter * np.log2(longer + 2)).sum()) * 15 + 4000 * len(ids)
+        scatter = float(df.sum()) * (2 if _jit_scorer() is not None else 8) + self._size * 0.5
+        return probe < scatter
 
     def _scores_of(
         self, columns: Sequence[int], rows: npt.NDArray[np.int64]
@@ -369,6 +407,20 @@ class LexicalIndex:
     @property
     def size(self) -> int:
         return self._size
+
+
+def _above(scores: npt.NDArray[np.float32], depth: int) -> npt.NDArray[np.int64]:
+    """Rows (ascending) that include the ``depth`` best positive ones and all their ties, without
+    sorting every score: a threshold from an evenly spaced sample of about ``32 * depth`` scores
+    (its 16th best, so about n / (2 * depth) rows pass), lowered to zero when too few pass."""
+    if len(scores) > 64 * depth:
+        sample = scores[:: len(scores) // (32 * depth)]
+        threshold = np.partition(sample, len(sample) - 16)[len(sample) - 16]
+        if threshold > 0:
+            rows = np.flatnonzero(scores >= threshold)
+            if len(rows) >= depth:
+                return rows
+    return np.flatnonzero(scores > 0)
 
 
 def _best(
