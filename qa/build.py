@@ -237,10 +237,15 @@ class _Writer:
         self.dimension = dimension
         staging.mkdir(parents=True, exist_ok=True)
         journal = _read_journal(staging)
+        lengths: dict[str, int] = journal.get("lengths", {})
+        if any(
+            not (staging / name).is_file() or (staging / name).stat().st_size < int(length)
+            for name, length in lengths.items()
+        ):
+            journal, lengths = {}, {}  # a file lost what the journal promised: start over
         self.done_documents = int(journal.get("documents", 0))
         self.chunks = int(journal.get("chunks", 0))
         self.sentences = int(journal.get("sentences", 0))
-        lengths: dict[str, int] = journal.get("lengths", {})
         self._files = {}
         for name in ("chunks.jsonl", "vectors.f32", "sentences.f16", "ranges.i64"):
             path = staging / name
@@ -321,7 +326,7 @@ class _Writer:
         _npy_from_raw(staging / "sentences.npy", sentences)
         np.save(staging / "sentence_ranges.npy", ranges, allow_pickle=False)
         _lexical(staging, n, progress).save(staging / "lexical")
-        for name in ("vectors.f32", "sentences.f16", "ranges.i64", _JOURNAL):
+        for name in (_JOURNAL, "vectors.f32", "sentences.f16", "ranges.i64"):  # journal first
             (staging / name).unlink()
         del vectors, sentences
         manifest = {
