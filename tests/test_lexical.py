@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexCorruptError
-from qa.lexical import LexicalIndex, analyze, fold
+from qa.lexical import LexicalBuilder, LexicalIndex, analyze, fold
 
 # --- fold -------------------------------------------------------------------------------------
 
@@ -182,6 +182,9 @@ def test_load_missing_directory_is_corrupt_error(tmp_path: Path) -> None:
         "data.csc.index.npy",
         "indices.csc.index.npy",
         "indptr.csc.index.npy",
+        "chunk_terms.npy",
+        "chunk_ptr.npy",
+        "term_max.npy",
     ],
 )
 def test_load_garbage_file_is_corrupt_error(index: LexicalIndex, tmp_path: Path, name: str) -> None:
@@ -196,3 +199,161 @@ def test_build_with_only_empty_texts() -> None:
     index = LexicalIndex.build(["", "  ", "。"])
     assert index.size == 3
     assert not index.scores("稀土").any()
+
+
+# --- LexicalIndex: exact top-k, streamed build, on-disk layout ---------------------------------
+
+WORDS = (
+    "稀土 供應鏈 日本 中國 美國 鋼鐵 收購 造船 製藥 原料藥 韌性 出口 管制 南鳥島 海底 泥 "
+    "半導體 關稅 國安 資產 Nippon Steel rare earth supply chain tariff 2025 1,600 レアアース 調達"
+).split()
+
+
+def _corpus(n: int, seed: int) -> list[str]:
+    """``n`` chunk texts from a small vocabulary: shared terms, repeats, exact duplicates (ties)
+    and empty rows, so ranking ties and the empty-row placeholder are exercised."""
+    rng = np.random.default_rng(seed)
+    texts = []
+    for i in range(n):
+        if i % 17 == 5:
+            texts.append("")
+        elif i % 11 == 3 and texts:
+            texts.append(texts[-1])  # an exact duplicate: equal scores, lower row first
+        else:
+            words = rng.choice(WORDS, size=int(rng.integers(1, 25)))
+            texts.append("，".join(words) + "。")
+    return texts
+
+
+QUERIES = [
+    ["稀土", "供应链"],
+    analyze("日本對中國的稀土依賴很高"),
+    analyze("Nippon Steel 收購美國鋼鐵"),
+    ["稀土", "稀土", "钢铁"],  # a repeated term counts twice
+    ["xyzzy", "稀土"],  # an unknown term is skipped
+    ["", "\x00"],  # the empty token and the placeholder
+    WORDS[:3] + analyze(" ".join(WORDS)),  # many terms, most chunks match
+]
+
+
+def _full_ranking(
+    scores: np.ndarray, depth: int, allowed: set[int] | None = None
+) -> list[tuple[int, float]]:
+    """The straightforward ranking ``top`` must equal: mask, stable argsort, positives only."""
+    if allowed is not None:
+        scores = np.where(np.isin(np.arange(len(scores)), list(allowed)), scores, 0)
+    order = np.argsort(-scores, kind="stable")[:depth]
+    return [(int(r), float(scores[r])) for r in order if scores[r] > 0]
+
+
+@pytest.fixture(scope="module")
+def big_texts() -> list[str]:
+    return _corpus(400, seed=7)
+
+
+@pytest.fixture(scope="module")
+def saved(big_texts: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("lexical")
+    LexicalIndex.build(big_texts, batch=64).save(directory)
+    return directory
+
+
+def test_build_is_bm25s_bit_for_bit(big_texts: list[str]) -> None:
+    import bm25s
+
+    reference = bm25s.BM25()
+    reference.index([analyze(t) or ["\x00"] for t in big_texts], show_progress=False)
+    index = LexicalIndex.build(big_texts, batch=50)
+    assert set(index._vocab) == set(reference.vocab_dict)
+    ours, theirs = index._indptr, reference.scores["indptr"]
+    for term, column in reference.vocab_dict.items():
+        if column >= len(theirs) - 1:
+            continue  # bm25s's empty token "" has no column
+        mine = index._vocab[term]
+        a, b = slice(ours[mine], ours[mine + 1]), slice(theirs[column], theirs[column + 1])
+        np.testing.assert_array_equal(index._rows[a], reference.scores["indices"][b])
+        np.testing.assert_array_equal(index._data[a], reference.scores["data"][b])
+    for terms in QUERIES:
+        known = [t for t in terms if t in reference.vocab_dict and t != ""]
+        expected = reference.get_scores(known) if known else np.zeros(len(big_texts))
+        np.testing.assert_array_equal(index.scores_for_terms(terms), expected)
+
+
+def test_batch_size_does_not_change_the_index(big_texts: list[str]) -> None:
+    one, many = LexicalIndex.build(big_texts), LexicalIndex.build(big_texts, batch=7)
+    for name in ("_data", "_rows", "_indptr", "_chunk_terms", "_chunk_ptr", "_term_max"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name))
+    assert one._vocab == many._vocab
+
+
+@pytest.mark.parametrize("depth", [1, 3, 10, 100, 1000])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_top_equals_full_ranking(saved: Path, depth: int, mmap: bool) -> None:
+    index = LexicalIndex.load(saved, mmap=mmap)
+    rng = np.random.default_rng(depth)
+    subsets: list[set[int] | None] = [
+        None,
+        set(),
+        {0, 5, 399, 400, -1},  # out-of-range rows are ignored
+        set(rng.choice(index.size, size=40, replace=False).tolist()),
+        set(range(100, 400)),  # most rows: scoring everything is cheaper than probing
+    ]
+    for terms in QUERIES:
+        scores = index.scores_for_terms(terms)
+        for allowed in subsets:
+            got = list(index.top(terms, depth, allowed).items())
+            valid = None if allowed is None else {r for r in allowed if 0 <= r < index.size}
+            assert got == _full_ranking(scores, depth, valid), (terms, depth, allowed)
+
+
+def test_top_breaks_ties_by_lower_row() -> None:
+    index = LexicalIndex.build(["稀土 供應鏈"] * 200 + ["鋼鐵"] + ["稀土 供應鏈"] * 100)
+    top = index.top(["稀土"], 5)
+    assert list(top) == [0, 1, 2, 3, 4]
+    assert list(index.top(["稀土"], 2)) == [0, 1]  # through the sampled threshold (n > 64 * 2)
+    assert len(set(top.values())) == 1
+    assert list(index.top(["稀土"], 3, {250, 7, 200, 3})) == [3, 7, 250]
+
+
+def test_numpy_scorer_agrees_with_numba(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = LexicalIndex.load(saved)
+    with_numba = [index.scores_for_terms(t) for t in QUERIES]
+    monkeypatch.setattr("qa.lexical._jit_scorer", lambda: None)
+    for terms, expected in zip(QUERIES, with_numba, strict=True):
+        np.testing.assert_array_equal(index.scores_for_terms(terms), expected)
+
+
+def test_load_maps_compact_arrays(saved: Path) -> None:
+    index = LexicalIndex.load(saved)
+    for array in (index._data, index._rows, index._chunk_terms, index._chunk_ptr):
+        assert isinstance(array, np.memmap)
+    assert index._rows.dtype == index._chunk_terms.dtype == index._chunk_ptr.dtype == np.int32
+    assert not isinstance(LexicalIndex.load(saved, mmap=False)._data, np.memmap)
+
+
+def test_index_saved_without_row_arrays_still_loads(saved: Path, tmp_path: Path) -> None:
+    """An index written before chunk_terms.npy existed: the row view is derived on load."""
+    for path in saved.iterdir():
+        if path.name not in ("chunk_terms.npy", "chunk_ptr.npy", "term_max.npy"):
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    old, new = LexicalIndex.load(tmp_path), LexicalIndex.load(saved)
+    for row in range(0, new.size, 13):
+        assert old.term_ids_of(row) == new.term_ids_of(row)
+    np.testing.assert_array_equal(old._term_max, new._term_max)
+    for terms in QUERIES:
+        assert old.top(terms, 10) == new.top(terms, 10)
+
+
+def test_term_ids_of_lists_the_chunk_terms(big_texts: list[str]) -> None:
+    index = LexicalIndex.build(big_texts)
+    names = {i: t for t, i in index._vocab.items()}
+    for row in (0, 1, 5, 399):
+        assert {names[i] for i in index.term_ids_of(row)} == set(
+            analyze(big_texts[row]) or ["\x00"]
+        )
+
+
+def test_builder_rejects_chunks_without_tokens() -> None:
+    builder = LexicalBuilder()
+    with pytest.raises(ValueError):
+        builder.add_ids(builder.term_ids(["a", "b"]), np.array([2, 0]))
