@@ -550,7 +550,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true", help="skip the req/s rows")
     p.add_argument("--seed", type=int, default=0, help="shuffle and noise seed")
     p.add_argument("--workdir", type=Path, help="keep corpora and indexes here (default: temp)")
-    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.add_argument("--json", type=Path, help="write the results as JSON here (after every step)")
     return p
 
 
@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         dump = work / "vectors"
         dump.mkdir()
-        embedder_rss = in_child(child_embedder_rss, args.threads)
+        embedder_rss = result["embedder_rss"] = in_child(child_embedder_rss, args.threads)
         previous: dict[str, Any] | None = None
         for size in args.sizes:
             log(f"{size}x: corpus, ingest")
@@ -605,8 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             row["rss_growth_per_chunk"] = slope(previous, row, "peak_rss")
             row["server_growth_per_chunk"] = slope(previous, row, "server_rss")
             result["sizes"].append(row)
+            save(args.json, result)
             previous = row
-        result["embedder_rss"] = embedder_rss
         if args.vectors:
             log(f"{args.vectors:,} derived vectors: build and search")
             result["vectors"] = in_child(
@@ -619,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.threads,
                 args.rounds,
             )
+            save(args.json, result)
         if not args.no_serve:
             workers = [1, 2] if serve_supports_workers() else [1]
             if workers == [1]:
@@ -636,15 +637,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         work / f"serve-{count}.log",
                     )
                 )
+                save(args.json, result)
     for row in result["serving"]:
         if row.get("failed"):
             result["notes"].append(f"`qa serve` workers={row['workers']}: {row['failed']}")
     result["wall_s"] = time.perf_counter() - started
     result["notes"] += notes(result)
+    result["complete"] = True
     print(render(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    save(args.json, result)
     return 0
+
+
+def save(path: Path | None, result: dict[str, Any]) -> None:
+    """Write the results so far (``complete`` is set only at the end): a long run that is
+    stopped keeps what it measured."""
+    if path is not None:
+        partial = path.with_name(path.name + ".tmp")
+        text = json.dumps({"complete": False} | result, indent=2, ensure_ascii=False)
+        partial.write_text(text + "\n", "utf-8")
+        partial.replace(path)
 
 
 def slope(previous: dict[str, Any] | None, row: dict[str, Any], key: str) -> float | None:

@@ -92,6 +92,7 @@ def test_numbers_are_sane(bench_run: tuple[str, dict[str, Any], Path]) -> None:
     assert vectors["exact"]["p50"] > 0
     for served in result["serving"]:
         assert served["rps"] > 0 and served["errors"] == 0 and served["clients"] == 8
+    assert result["complete"] is True
     assert list((work / "w").iterdir()) == []  # corpora and indexes are removed
 
 
