@@ -95,18 +95,17 @@ def analyze(text: str) -> list[str]:
 
 # --- the index ----------------------------------------------------------------------------------
 #
-# On disk, one directory: bm25s's files, so ``bm25s.BM25.load`` reads it, plus three of ours.
+# On disk, one directory: bm25s's files, so ``bm25s.BM25.load`` reads it, plus two of ours.
 #   params.index.json, vocab.index.json    bm25s: BM25 parameters; term -> column
 #   {data,indices,indptr}.csc.index.npy    bm25s: CSC matrix (chunk x term) of BM25 term scores;
 #                                          column t holds the chunks that contain term t, ascending
 #   chunk_terms.npy, chunk_ptr.npy         the same entries row by row: the term ids of chunk i are
 #                                          chunk_terms[chunk_ptr[i] : chunk_ptr[i + 1]]
-#   term_max.npy                           each column's largest score (upper bounds for pruning)
 # Every array is memory-mapped on load, so server processes share its pages.
 
 _PLACEHOLDER = "\x00"  # the one token of a chunk with none: rows stay aligned with chunks
 _K1, _B = 1.5, 0.75  # bm25s defaults (method "lucene"), the parameters every index was built with
-_EXTRA = ("chunk_terms.npy", "chunk_ptr.npy", "term_max.npy")
+_EXTRA = ("chunk_terms.npy", "chunk_ptr.npy")
 
 
 def _index_dtype(limit: int) -> type[np.signedinteger[Any]]:
@@ -214,12 +213,8 @@ class LexicalBuilder:
             seen, per_term = np.unique(sorted_terms, return_counts=True)
             heads[seen] += per_term
             first_row += len(distinct)
-        term_max = np.zeros(n_terms, dtype=np.float32)
-        present = doc_freq > 0
-        if entries:
-            term_max[present] = np.maximum.reduceat(data, indptr[:-1][present])
         self._vocab = {}
-        return LexicalIndex(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
+        return LexicalIndex(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr)
 
 
 class LexicalIndex:
@@ -234,13 +229,12 @@ class LexicalIndex:
         size: int,
         chunk_terms: npt.NDArray[np.int32],
         chunk_ptr: npt.NDArray[np.integer[Any]],
-        term_max: npt.NDArray[np.float32],
     ) -> None:
         self._vocab = vocab
         self._data, self._rows, self._indptr = data, rows, indptr
         self._size = size
         self._columns = len(indptr) - 1  # the empty token "" has an id but no column
-        self._chunk_terms, self._chunk_ptr, self._term_max = chunk_terms, chunk_ptr, term_max
+        self._chunk_terms, self._chunk_ptr = chunk_terms, chunk_ptr
 
     @classmethod
     def build(cls, texts: Sequence[str], batch: int = 4096) -> LexicalIndex:
@@ -262,9 +256,7 @@ class LexicalIndex:
         retriever.vocab_dict = self._vocab
         retriever.nonoccurrence_array = None
         retriever.save(str(directory), show_progress=False)
-        for name, array in zip(
-            _EXTRA, (self._chunk_terms, self._chunk_ptr, self._term_max), strict=True
-        ):
+        for name, array in zip(_EXTRA, (self._chunk_terms, self._chunk_ptr), strict=True):
             np.save(directory / name, array, allow_pickle=False)
 
     @classmethod
@@ -287,17 +279,17 @@ class LexicalIndex:
                 raise ValueError("the CSC arrays disagree")
             if all((directory / name).exists() for name in _EXTRA):
                 mode: Literal["r"] | None = "r" if mmap else None
-                chunk_terms, chunk_ptr, term_max = (
+                chunk_terms, chunk_ptr = (
                     np.load(directory / name, mmap_mode=mode, allow_pickle=False) for name in _EXTRA
                 )
-                if len(chunk_ptr) != size + 1 or len(term_max) != len(indptr) - 1:
+                if len(chunk_ptr) != size + 1 or int(chunk_ptr[-1]) != len(chunk_terms):
                     raise ValueError("the row arrays disagree with the CSC arrays")
             else:
-                chunk_terms, chunk_ptr, term_max = _row_view(data, rows, indptr, size)
+                chunk_terms, chunk_ptr = _row_view(rows, indptr, size)
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise IndexCorruptError(f"lexical index in {directory} is unreadable: {exc}") from None
         analyze("warm up 预热")  # load jieba's dictionary now, not on the first query
-        index = cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr, term_max)
+        index = cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr)
         index.scores_for_terms([])  # compile (or read from numba's cache) the scorer now
         return index
 
@@ -308,8 +300,8 @@ class LexicalIndex:
     def scores_for_terms(self, terms: Sequence[str]) -> npt.NDArray[np.float32]:
         """BM25 score of every chunk for already analyzed ``terms`` (``analyze`` output and
         translations); zeros when no term is known. A repeated term counts again; the terms are
-        added in their order, in float32, as ``bm25s`` does (its numba scorer when numba is
-        installed, about 5x faster than NumPy's scatter-add at 1M chunks)."""
+        added in their order, in float32, as ``bm25s`` does (with its numba scorer when numba
+        is installed: several times faster than NumPy's scatter-add on large indexes)."""
         columns = np.asarray(self._known(terms), dtype=np.int64)
         scorer = _jit_scorer()
         if scorer is not None:
@@ -325,8 +317,8 @@ class LexicalIndex:
         self, terms: Sequence[str], depth: int, allowed: Collection[int] | None = None
     ) -> dict[int, float]:
         """The ``depth`` best rows for ``terms`` (among ``allowed`` rows, when given) with their
-        positive scores, best first, ties by lower row: ``scores_for_terms`` ranked, without
-        scoring every chunk."""
+        positive scores, best first, ties by lower row: ``scores_for_terms`` ranked without
+        sorting every score; a filter's rows alone are scored when probing them is cheaper."""
         columns = self._known(terms)
         if not columns or depth <= 0:
             return {}
@@ -438,18 +430,11 @@ def _best(
 
 
 def _row_view(
-    data: npt.NDArray[np.float32],
-    rows: npt.NDArray[np.int32],
-    indptr: npt.NDArray[np.int64],
-    size: int,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.integer[Any]], npt.NDArray[np.float32]]:
-    """Row view and column maxima of an index saved without them (before they were saved)."""
+    rows: npt.NDArray[np.int32], indptr: npt.NDArray[np.int64], size: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.integer[Any]]]:
+    """The row view of an index saved without it (before ``chunk_terms.npy`` existed)."""
     doc_freq = np.diff(indptr)
     term_of_entry = np.repeat(np.arange(len(doc_freq), dtype=np.int32), doc_freq)
     order = np.argsort(rows, kind="stable")
     chunk_ptr = np.searchsorted(rows[order], np.arange(size + 1)).astype(_index_dtype(len(rows)))
-    term_max = np.zeros(len(doc_freq), dtype=np.float32)
-    present = doc_freq > 0
-    if len(data):
-        term_max[present] = np.maximum.reduceat(data, indptr[:-1][present])
-    return term_of_entry[order], chunk_ptr, term_max
+    return term_of_entry[order], chunk_ptr

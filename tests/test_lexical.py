@@ -184,7 +184,6 @@ def test_load_missing_directory_is_corrupt_error(tmp_path: Path) -> None:
         "indptr.csc.index.npy",
         "chunk_terms.npy",
         "chunk_ptr.npy",
-        "term_max.npy",
     ],
 )
 def test_load_garbage_file_is_corrupt_error(index: LexicalIndex, tmp_path: Path, name: str) -> None:
@@ -281,7 +280,7 @@ def test_build_is_bm25s_bit_for_bit(big_texts: list[str]) -> None:
 
 def test_batch_size_does_not_change_the_index(big_texts: list[str]) -> None:
     one, many = LexicalIndex.build(big_texts), LexicalIndex.build(big_texts, batch=7)
-    for name in ("_data", "_rows", "_indptr", "_chunk_terms", "_chunk_ptr", "_term_max"):
+    for name in ("_data", "_rows", "_indptr", "_chunk_terms", "_chunk_ptr"):
         np.testing.assert_array_equal(getattr(one, name), getattr(many, name))
     assert one._vocab == many._vocab
 
@@ -334,12 +333,11 @@ def test_load_maps_compact_arrays(saved: Path) -> None:
 def test_index_saved_without_row_arrays_still_loads(saved: Path, tmp_path: Path) -> None:
     """An index written before chunk_terms.npy existed: the row view is derived on load."""
     for path in saved.iterdir():
-        if path.name not in ("chunk_terms.npy", "chunk_ptr.npy", "term_max.npy"):
+        if path.name not in ("chunk_terms.npy", "chunk_ptr.npy"):
             (tmp_path / path.name).write_bytes(path.read_bytes())
     old, new = LexicalIndex.load(tmp_path), LexicalIndex.load(saved)
     for row in range(0, new.size, 13):
         assert old.term_ids_of(row) == new.term_ids_of(row)
-    np.testing.assert_array_equal(old._term_max, new._term_max)
     for terms in QUERIES:
         assert old.top(terms, 10) == new.top(terms, 10)
 
