@@ -222,11 +222,12 @@ def tantivy_query(work: Path, size: int, repeat: int) -> dict[str, Any]:
 
     for terms in queries:
         run(terms)
-    took, with_rows = [], []
+    took, used, with_rows = [], [], []
     for _ in range(repeat):
         for terms in queries:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             run(terms)
+            used.append((time.thread_time() - c) * 1000)
             took.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             run(terms, rows=True)
@@ -238,6 +239,8 @@ def tantivy_query(work: Path, size: int, repeat: int) -> dict[str, Any]:
         "load_rss_mib": round(peak_rss_mib() - before),
         "top_p50_p95_ms": [round(float(x), 2) for x in np.percentile(took, [50, 95])],
         "with_rows_p50_p95_ms": [round(float(x), 2) for x in np.percentile(with_rows, [50, 95])],
+        "cpu_p50_p95_ms": {"top": [round(float(x), 2) for x in np.percentile(used, [50, 95])]},
+        "load_average": os.getloadavg()[0],
         "segments": len(searcher.segment_readers())
         if hasattr(searcher, "segment_readers")
         else None,
@@ -285,7 +288,8 @@ def run_all(args: argparse.Namespace) -> None:
         phase("--phase", "prepare", "--index", str(args.index), "--gold", str(args.gold))
     print(
         "| engine | chunks | build s | build peak RSS MiB | disk MiB | load s (mmap / read) "
-        "| RSS after load MiB (mmap / read) | top-100 p50 / p95 ms | filtered p50 / p95 ms |"
+        "| RSS after load MiB (mmap / read) | top-100 p50 / p95 ms (CPU) | filtered p50 / p95 ms "
+        "(CPU) |"
     )
     print("|---|---:|---:|---:|---:|---|---|---|---|")
     for size in args.sizes:
@@ -295,10 +299,15 @@ def run_all(args: argparse.Namespace) -> None:
         read = phase("--phase", "query", "--no-mmap", *sized)
         rows = [built, mapped, read]
         (p50, p95), (f50, f95) = mapped["top_p50_p95_ms"], mapped["filtered_p50_p95_ms"]
+        (c50, c95), (g50, g95) = (
+            mapped["cpu_p50_p95_ms"]["top"],
+            mapped["cpu_p50_p95_ms"]["filtered"],
+        )
         print(
             f"| bm25s | {size:,} | {built['build_s']} | {built['build_peak_rss_mib']} "
             f"| {built['disk_mib']} | {mapped['load_s']} / {read['load_s']} "
-            f"| {mapped['load_rss_mib']} / {read['load_rss_mib']} | {p50} / {p95} | {f50} / {f95} |"
+            f"| {mapped['load_rss_mib']} / {read['load_rss_mib']} | {p50} / {p95} ({c50} / {c95}) "
+            f"| {f50} / {f95} ({g50} / {g95}) |"
         )
         if "full_argsort_p50_p95_ms" in mapped:
             print(f"  (before: every score + full argsort {mapped['full_argsort_p50_p95_ms']} ms)")
@@ -308,10 +317,11 @@ def run_all(args: argparse.Namespace) -> None:
             mapped = phase("--phase", "query", *sized, *engine)
             rows += [built, mapped]
             p50, p95 = mapped["top_p50_p95_ms"]
+            c50, c95 = mapped["cpu_p50_p95_ms"]["top"]
             print(
                 f"| tantivy | {size:,} | {built['build_s']} | {built['build_peak_rss_mib']} "
                 f"| {built['disk_mib']} | {mapped['load_s']} | {mapped['load_rss_mib']} "
-                f"| {p50} / {p95} | |"
+                f"| {p50} / {p95} ({c50} / {c95}) | |"
             )
         with open(args.work / "results.jsonl", "a", encoding="utf-8") as out:
             out.writelines(json.dumps(row) + "\n" for row in rows)
