@@ -231,10 +231,16 @@ class LexicalIndex:
         chunk_ptr: npt.NDArray[np.integer[Any]],
     ) -> None:
         self._vocab = vocab
-        self._data, self._rows, self._indptr = data, rows, indptr
+        # Plain ndarray views of memory maps: the same shared pages, without np.memmap's
+        # per-slice overhead (several microseconds, paid per term per query).
+        self._data, self._rows, self._indptr = (
+            np.asarray(data),
+            np.asarray(rows),
+            np.asarray(indptr),
+        )
         self._size = size
         self._columns = len(indptr) - 1  # the empty token "" has an id but no column
-        self._chunk_terms, self._chunk_ptr = chunk_terms, chunk_ptr
+        self._chunk_terms, self._chunk_ptr = np.asarray(chunk_terms), np.asarray(chunk_ptr)
 
     @classmethod
     def build(cls, texts: Sequence[str], batch: int = 4096) -> LexicalIndex:
@@ -343,8 +349,8 @@ class LexicalIndex:
         ids = np.asarray(columns, dtype=np.int64)
         df = (self._indptr[ids + 1] - self._indptr[ids]).astype(np.float64)
         shorter, longer = np.minimum(df, allowed), np.maximum(df, allowed)
-        probe = float((shorter * np.log2(longer + 2)).sum()) * 15 + 4000 * len(ids)
-        scatter = float(df.sum()) * (2 if _jit_scorer() is not None else 8) + self._size * 0.5
+        probe = float((shorter * np.log2(longer + 2)).sum()) * 3 + 12_000 * len(ids)
+        scatter = float(df.sum()) * (2.2 if _jit_scorer() is not None else 8) + self._size * 0.5
         return probe < scatter
 
     def _scores_of(
@@ -355,6 +361,7 @@ class LexicalIndex:
         scores = np.zeros(len(rows), dtype=np.float32)
         if not len(rows):
             return scores
+        rows = rows.astype(self._rows.dtype)  # searchsorted copies a column of another dtype
         for column in columns:
             start, end = int(self._indptr[column]), int(self._indptr[column + 1])
             if end == start:
