@@ -116,6 +116,11 @@ def _index_dtype(limit: int) -> type[np.signedinteger[Any]]:
 _FLOAT32 = np.dtype(np.float32)
 
 
+# From this many chunks on, queries use bm25s's numba scorer; below it NumPy's scatter-add is
+# about as fast, and loading a small index skips compiling the scorer (or reading numba's cache).
+JIT_FROM_CHUNKS = 20_000
+
+
 @lru_cache(maxsize=1)
 def _jit_scorer() -> Any:
     """bm25s's scorer compiled by numba, as ``BM25(backend="numba")`` compiles it (cached on disk
@@ -296,7 +301,7 @@ class LexicalIndex:
             raise IndexCorruptError(f"lexical index in {directory} is unreadable: {exc}") from None
         analyze("warm up 预热")  # load jieba's dictionary now, not on the first query
         index = cls(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr)
-        index.scores_for_terms([])  # compile (or read from numba's cache) the scorer now
+        index.scores_for_terms([])  # a large index compiles (or reads from cache) the scorer now
         return index
 
     def scores(self, query: str, extra: Sequence[str] = ()) -> npt.NDArray[np.float32]:
@@ -309,7 +314,7 @@ class LexicalIndex:
         added in their order, in float32, as ``bm25s`` does (with its numba scorer when numba
         is installed: several times faster than NumPy's scatter-add on large indexes)."""
         columns = np.asarray(self._known(terms), dtype=np.int64)
-        scorer = _jit_scorer()
+        scorer = _jit_scorer() if self._size >= JIT_FROM_CHUNKS else None
         if scorer is not None:
             args = (self._data, self._indptr, self._rows, self._size, columns, _FLOAT32)
             return np.asarray(scorer(*args))
@@ -350,7 +355,8 @@ class LexicalIndex:
         df = (self._indptr[ids + 1] - self._indptr[ids]).astype(np.float64)
         shorter, longer = np.minimum(df, allowed), np.maximum(df, allowed)
         probe = float((shorter * np.log2(longer + 2)).sum()) * 3 + 12_000 * len(ids)
-        scatter = float(df.sum()) * (2.2 if _jit_scorer() is not None else 8) + self._size * 0.5
+        jit = self._size >= JIT_FROM_CHUNKS and _jit_scorer() is not None
+        scatter = float(df.sum()) * (2.2 if jit else 8) + self._size * 0.5
         return probe < scatter
 
     def _scores_of(

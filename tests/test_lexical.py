@@ -288,7 +288,11 @@ def test_batch_size_does_not_change_the_index(big_texts: list[str]) -> None:
 
 @pytest.mark.parametrize("depth", [1, 3, 10, 100, 1000])
 @pytest.mark.parametrize("mmap", [True, False])
-def test_top_equals_full_ranking(saved: Path, depth: int, mmap: bool) -> None:
+@pytest.mark.parametrize("jit_from", [0, 10**9])  # numba's scorer or NumPy's
+def test_top_equals_full_ranking(
+    saved: Path, depth: int, mmap: bool, jit_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("qa.lexical.JIT_FROM_CHUNKS", jit_from)
     index = LexicalIndex.load(saved, mmap=mmap)
     rng = np.random.default_rng(depth)
     subsets: list[set[int] | None] = [
@@ -315,12 +319,13 @@ def test_top_breaks_ties_by_lower_row() -> None:
     assert list(index.top(["稀土"], 3, {250, 7, 200, 3})) == [3, 7, 250]
 
 
-def test_numpy_scorer_agrees_with_numba(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numba_scorer_agrees_with_numpy(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = LexicalIndex.load(saved)
-    with_numba = [index.scores_for_terms(t) for t in QUERIES]
-    monkeypatch.setattr("qa.lexical._jit_scorer", lambda: None)
-    for terms, expected in zip(QUERIES, with_numba, strict=True):
+    with_numpy = [index.scores_for_terms(t) for t in QUERIES]  # a small index: NumPy
+    monkeypatch.setattr("qa.lexical.JIT_FROM_CHUNKS", 0)
+    for terms, expected in zip(QUERIES, with_numpy, strict=True):
         np.testing.assert_array_equal(index.scores_for_terms(terms), expected)
+        assert list(index.top(terms, 10).items()) == _full_ranking(expected, 10)
 
 
 def test_load_maps_compact_arrays(saved: Path) -> None:
