@@ -367,3 +367,14 @@ def test_builder_rejects_chunks_without_tokens() -> None:
     builder = LexicalBuilder()
     with pytest.raises(ValueError):
         builder.add_ids(builder.term_ids(["a", "b"]), np.array([2, 0]))
+
+
+def test_empty_index_round_trip(tmp_path: Path) -> None:
+    builder = LexicalBuilder()
+    builder.add_texts([])
+    index = builder.finish()
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    assert loaded.size == index.size == 0
+    assert loaded.top(["稀土"], 5) == loaded.top(["稀土"], 5, {0}) == {}
+    assert loaded.scores_for_terms(["稀土"]).shape == (0,)
