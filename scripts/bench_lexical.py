@@ -10,7 +10,9 @@ query.translations``), at the retriever's depth (100).
         --sizes 100000 1000000
 
 Each size is built in one process and queried in others (mapped and read into memory), so peak
-RSS is per phase. Prints one Markdown table and writes ``WORK/results.jsonl``.
+RSS is per phase; latency is wall time with the thread's CPU time beside it. ``--tantivy`` also
+measures tantivy on the same chunks, fed our tokens (``pip install tantivy``: not a dependency).
+Prints one Markdown table and appends every measurement to ``WORK/results.jsonl``.
 """
 
 from __future__ import annotations
