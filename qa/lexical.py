@@ -325,7 +325,10 @@ class LexicalIndex:
         return scores
 
     def top(
-        self, terms: Sequence[str], depth: int, allowed: Collection[int] | None = None
+        self,
+        terms: Sequence[str],
+        depth: int,
+        allowed: npt.NDArray[np.integer[Any]] | Collection[int] | None = None,
     ) -> dict[int, float]:
         """The ``depth`` best rows for ``terms`` (among ``allowed`` rows, when given) with their
         positive scores, best first, ties by lower row: ``scores_for_terms`` ranked without
@@ -334,7 +337,10 @@ class LexicalIndex:
         if not columns or depth <= 0:
             return {}
         if allowed is not None:
-            rows = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+            if isinstance(allowed, np.ndarray):
+                rows = allowed.astype(np.int64, copy=False)
+            else:
+                rows = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
             rows = np.unique(rows[(rows >= 0) & (rows < self._size)])
             if self._probing_is_cheaper(columns, len(rows)):
                 return _best(rows, self._scores_of(columns, rows), depth)

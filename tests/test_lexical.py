@@ -308,6 +308,9 @@ def test_top_equals_full_ranking(
             got = list(index.top(terms, depth, allowed).items())
             valid = None if allowed is None else {r for r in allowed if 0 <= r < index.size}
             assert got == _full_ranking(scores, depth, valid), (terms, depth, allowed)
+            if allowed is not None:  # the retriever passes rows as an array
+                as_array = np.array(sorted(allowed), dtype=np.int64)
+                assert list(index.top(terms, depth, as_array).items()) == got
 
 
 def test_top_breaks_ties_by_lower_row() -> None:
