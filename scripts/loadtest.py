@@ -200,13 +200,6 @@ def free_port() -> int:
         return port
 
 
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class ServerStartError(RuntimeError):
     pass
 
@@ -332,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        help="QA_THREADS for the started server (default: QA_THREADS or all cores); "
+        help="QA_THREADS for the started server (default: QA_THREADS or 1, the server's); "
         "with --url, only reported",
     )
     parser.add_argument(
@@ -374,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         summary = run(url, args.threads)
     else:
-        threads = args.threads or int(os.environ.get("QA_THREADS") or available_cores())
+        threads = args.threads or int(os.environ.get("QA_THREADS") or 1)
         if not (args.index_dir / "CURRENT").is_file():
             print(
                 f"error: no index in {args.index_dir} (build one with "
