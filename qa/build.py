@@ -257,6 +257,10 @@ class _Writer:
 
     def write(self, unit: _Unit, chunk_vectors: Any, sentence_vectors: Any) -> None:
         files = self._files
+        if not unit.chunks:  # a document with nothing to index still counts as done
+            if unit.last:
+                self._commit_document()
+            return
         for chunk in unit.chunks:
             line = json.dumps(asdict(chunk), ensure_ascii=False) + "\n"
             files["chunks.jsonl"].write(line.encode("utf-8"))

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from qa.index import Index, current_generation, load_index
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
 from qa.service import ingest
+from qa.types import Block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,3 +221,18 @@ def test_hnsw_recall_on_real_embeddings_meets_the_target(corpus_retriever: Retri
         unfiltered = search(dense, info, query, 10)
         scores = [score for _, score in unfiltered]
         assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+
+
+def test_a_document_without_chunks_is_listed_and_the_rest_indexed(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "corpus", documents=2, paragraphs=3)
+    documents = list(ingest_paths([corpus], corpus).documents)
+    only_boilerplate = (Block("boilerplate", 0, len(documents[0].text)),)  # never indexed
+    documents.insert(1, replace(documents[0], doc_id="empty", blocks=only_boilerplate))
+    settings = ChunkerSettings(max_tokens=64)
+    args = {"chunker": settings, "index_dir": tmp_path / "index"}
+    report = build_index(documents, embedder=HashingEmbedder(64), **args)  # type: ignore[arg-type]
+    index = _load(tmp_path / "index")
+    assert "empty" in index.documents and "empty" not in {c.doc_id for c in index.chunks}
+    assert report.chunks_total == len(index.chunks) > 0
+    again = build_index(documents, embedder=Counting(), **args)  # type: ignore[arg-type]
+    assert again.chunks_embedded == 0 and again.chunks_total == report.chunks_total
