@@ -165,7 +165,7 @@ class DocumentsPublic(BaseModel):
 
 
 class DensePublic(BaseModel):
-    kind: str = Field(description='"flat" (exact search) or "hnsw" (approximate, above a size)')
+    kind: str = Field(description='"flat" (exact search) or "ivf" (approximate, above a size)')
     factory: str = Field(description="The FAISS index factory string of the same index.")
     vectors: int
     recall_at_10: float = Field(

@@ -146,11 +146,11 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     if build.resumed_documents:
         print(f"resumed an interrupted build: {build.resumed_documents} documents already done")
     dense = build.dense
-    if dense.get("kind") == "hnsw":
+    if dense.get("kind") == "ivf":
         print(
             f"dense index {dense['factory']}: recall@10 {dense['recall_at_10']:.3f} against "
             f"exact search ({dense['recall_queries']} queries, "
-            f"efSearch {dense['search_params']['efSearch']})"
+            f"nprobe {dense['search_params']['nprobe']} of {dense['search_params']['nlist']} cells)"
         )
     return 1 if outcome.ingest.errors else 0
 

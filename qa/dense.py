@@ -1,14 +1,20 @@
-"""The dense index, chosen by size: exact inner product up to ``EXACT_UP_TO`` vectors, HNSW above.
+"""The dense index, chosen by size: exact inner product up to ``EXACT_UP_TO`` vectors, IVF above.
 
 Exact search costs one dot product per chunk (about 6 ms at 100k chunks and 60 ms at 1M on one
-core); HNSW visits a few thousand. Its price is recall, so every HNSW index is measured when it
-is built: the top 10 of ``recall_queries`` real vectors (stored sentences, which are question-
-like and are not the indexed chunk vectors) against exact search, and the smallest ``efSearch``
-reaching ``RECALL_TARGET`` is kept. The figure goes into the manifest and ``GET /v1/index``.
+core). The inverted file (``IVF<nlist>,Flat``) clusters the vectors into about ``4 sqrt(n)``
+cells and scans only the ``nprobe`` cells nearest the question. Its price is recall, so every
+IVF index is measured when it is built: the top 10 of ``RECALL_QUERIES`` real query-like vectors
+(stored sentences, which are not the indexed chunk vectors) against exact search, and the
+smallest ``nprobe`` reaching ``RECALL_TARGET`` is kept. The figure goes into the manifest,
+``qa ingest``'s output and ``GET /v1/index``.
 
-Both kinds keep the full float32 vectors (``IndexFlatIP`` codes; ``IndexHNSWFlat`` storage), so a
-chunk's vector is stored once and read back with ``reconstruct``, and both are memory-mapped
-when loaded (``IO_FLAG_MMAP_IFC``): server processes share the pages.
+IVF rather than HNSW because corpora repeat themselves (copies, versions, boilerplate): near
+duplicates share a cell and a scanned cell is searched exhaustively, while an HNSW graph
+(``HNSW16``, efConstruction 40) found 57% of the exact top 10 among a million such vectors even
+at efSearch 512 (``eval/EXPERIMENTS.md``).
+
+Both kinds keep the full float32 vectors, so a chunk's vector is stored once and read back with
+``reconstruct``, and both are memory-mapped when loaded: server processes share the pages.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 EXACT_UP_TO = 50_000
-HNSW_NEIGHBOURS = 16
-HNSW_EF_CONSTRUCTION = 40
-EF_SEARCH_CHOICES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+NPROBE_CHOICES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+_TRAIN_PER_CELL = 40  # k-means sample: this many vectors per cell
+_KMEANS_ITERATIONS = 10
 RECALL_TARGET = 0.95
 RECALL_AT = 10
 RECALL_QUERIES = 400
@@ -39,7 +45,7 @@ Progress = Callable[[str, int, int], None]
 class DenseInfo:
     """What was built and how well it finds the exact neighbours."""
 
-    kind: str  # "flat" (exact) or "hnsw"
+    kind: str  # "flat" (exact) or "ivf"
     factory: str  # the FAISS index factory string of the same index
     vectors: int
     recall_at_10: float  # against exact search; 1.0 for flat by construction
@@ -69,7 +75,7 @@ def build_dense(
 ) -> tuple[Any, DenseInfo]:
     """An index over ``vectors`` (unit rows, may be a memory map) and what it is.
 
-    ``probes`` are the query-like vectors the HNSW recall is measured with; without them, a
+    ``probes`` are the query-like vectors the IVF recall is measured with; without them, a
     sample of ``vectors`` stands in (each finds itself, so the figure is optimistic)."""
     faiss = _faiss()
     count, dimension = int(vectors.shape[0]), int(vectors.shape[1])
@@ -77,22 +83,34 @@ def build_dense(
         index = faiss.IndexFlatIP(dimension)
         _add(index, vectors, "dense index", progress)
         return index, DenseInfo("flat", "Flat", count, 1.0, 0)
-    index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    _add(index, vectors, "dense index (HNSW)", progress)
+    cells = cells_for(count)
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, cells, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = _KMEANS_ITERATIONS
+    sample = np.linspace(0, count - 1, min(count, cells * _TRAIN_PER_CELL)).astype(np.int64)
+    if progress is not None:
+        progress("dense index (IVF training)", 0, count)
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    index.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct(row): a vector stored once
+    _add(index, vectors, "dense index (IVF)", progress)
     queries = _recall_queries(vectors, probes)
     exact = _exact_top(vectors, queries, RECALL_AT)
-    recall, ef = 0.0, EF_SEARCH_CHOICES[-1]
-    for ef in EF_SEARCH_CHOICES:
-        index.hnsw.efSearch = ef
+    recall, nprobe = 0.0, NPROBE_CHOICES[-1]
+    for nprobe in NPROBE_CHOICES:
+        index.nprobe = min(nprobe, cells)
         _, found = index.search(queries, RECALL_AT)
         recall = _recall(found, exact)
         if recall >= RECALL_TARGET:
             break
-    factory = f"HNSW{HNSW_NEIGHBOURS},Flat"
-    return index, DenseInfo(
-        "hnsw", factory, count, round(recall, 4), len(queries), {"efSearch": ef}
-    )
+    params = {"nprobe": min(nprobe, cells), "nlist": cells}
+    info = DenseInfo("ivf", f"IVF{cells},Flat", count, round(recall, 4), len(queries), params)
+    return index, info
+
+
+def cells_for(count: int) -> int:
+    """IVF cells for ``count`` vectors: about 4 sqrt(n) (FAISS's guidance for this range), and
+    never fewer than ``_TRAIN_PER_CELL`` vectors to train each."""
+    return max(1, min(int(4 * np.sqrt(count)), count // _TRAIN_PER_CELL))
 
 
 def _add(index: Any, vectors: Any, phase: str, progress: Progress | None) -> None:
@@ -141,9 +159,10 @@ def write_dense(index: Any, path: Path) -> None:
 def load_dense(path: Path, info: DenseInfo) -> Any:
     """The index memory-mapped (its vectors stay in the page cache, shared between processes)."""
     faiss = _faiss()
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    if info.kind == "hnsw":
-        index.hnsw.efSearch = int(info.search_params.get("efSearch", 64))
+    mmap = faiss.IO_FLAG_MMAP if info.kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
+    index = faiss.read_index(str(path), mmap | faiss.IO_FLAG_READ_ONLY)
+    if info.kind == "ivf":
+        index.nprobe = int(info.search_params.get("nprobe", 32))
     return index
 
 
@@ -165,9 +184,11 @@ def search(
     else:
         faiss = _faiss()
         selector = faiss.IDSelectorBatch(allowed)
-        if info.kind == "hnsw":
-            ef = max(int(info.search_params.get("efSearch", 64)), k)
-            params: Any = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        if info.kind == "ivf":
+            # A filter leaves fewer rows in each cell: scan more cells to still find k.
+            share = len(allowed) / max(1, index.ntotal)
+            nprobe = int(info.search_params.get("nprobe", 32) / max(share, 1e-3) ** 0.5)
+            params: Any = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, index.nlist))
         else:
             params = faiss.SearchParameters(sel=selector)
         scores, rows = index.search(query, min(k, len(allowed)), params=params)
