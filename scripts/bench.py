@@ -151,8 +151,11 @@ def child_ingest(corpus: Path, index_dir: Path, threads: int) -> dict[str, Any]:
     from qa.index import current_generation
     from qa.service import ingest, open_embedder
 
-    settings = Settings(corpus_dir=corpus, index_dir=index_dir, threads=threads)
-    embedder = open_embedder(settings)  # loading and tracing the model is not ingest throughput
+    # As `qa ingest` runs: QA_INGEST_THREADS embedding processes (or threads, for a small corpus).
+    settings = Settings(corpus_dir=corpus, index_dir=index_dir, threads=1, ingest_threads=threads)
+    # Loading the model here is not ingest throughput (worker processes load their own copy
+    # inside the timed ingest: that start-up is counted).
+    embedder = open_embedder(settings, threads=threads)
     embedder.encode_passages(["warm up", "預熱"])
     started = time.perf_counter()
     outcome = ingest(settings, embedder=embedder, strict=True)
