@@ -22,7 +22,7 @@ import secrets
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -57,7 +57,7 @@ from qa.lexical import ANALYZER_VERSION, LexicalBuilder
 from qa.types import Chunk, Document
 
 # ``progress(phase, done, total)``: phases "embedding" (characters of text), "dense index",
-# "hubness" (chunks).
+# "hubness", "lexical" (chunks).
 ProgressCallback = Callable[[str, int, int], None]
 
 _UNIT_CHUNKS = 48  # chunks per embedding job
@@ -127,7 +127,6 @@ def _build(
         done_chars = 0
         for unit in _units(documents[resumed:], unchanged, previous, chunker, writer):
             pending.append((unit, encoder.submit(unit.texts) if unit.texts else None))
-            writer.analyse(unit)
             while len(pending) > encoder.in_flight:
                 done_chars += _write_next(pending, encoder, writer)
                 if progress and total_chars:
@@ -255,26 +254,6 @@ class _Writer:
             self._files[name] = open(path, "ab")  # noqa: SIM115 - closed in finish/close
         self._pending_chunks = self.chunks
         self._pending_sentences = self.sentences
-        # BM25 terms are analysed as chunks are chunked, while worker processes embed; after a
-        # resume, the chunks already staged are analysed again first.
-        self.lexical = LexicalBuilder()
-        if self.chunks:
-            self._analyse(row["text"] for row in _chunk_rows(staging))
-
-    def _analyse(self, texts: Iterable[str]) -> None:
-        batch: list[str] = []
-        for text in texts:
-            batch.append(text)
-            if len(batch) == 2048:
-                self.lexical.add_texts(batch)
-                batch = []
-        if batch:
-            self.lexical.add_texts(batch)
-
-    def analyse(self, unit: _Unit) -> None:
-        """Analyse the unit's chunks for BM25 (in submission order, which is row order)."""
-        if unit.chunks:
-            self.lexical.add_texts([chunk.text for chunk in unit.chunks])
 
     def write(self, unit: _Unit, chunk_vectors: Any, sentence_vectors: Any) -> None:
         files = self._files
@@ -350,9 +329,7 @@ class _Writer:
         del dense
         _npy_from_raw(staging / "sentences.npy", sentences)
         np.save(staging / "sentence_ranges.npy", ranges, allow_pickle=False)
-        if n == 0:
-            self.lexical.add_texts([])
-        self.lexical.finish().save(staging / "lexical")
+        _lexical(staging, n, progress).save(staging / "lexical")
         for name in (_JOURNAL, "vectors.f32", "sentences.f16", "ranges.i64"):  # journal first
             (staging / name).unlink()
         del vectors, sentences
@@ -375,6 +352,23 @@ class _Writer:
         write_manifest(staging, manifest)
         os.replace(staging, generation)
         return generation, info
+
+
+def _lexical(staging: Path, count: int, progress: ProgressCallback | None) -> Any:
+    builder = LexicalBuilder()
+    batch: list[str] = []
+    done = 0
+    for row in _chunk_rows(staging):
+        batch.append(row["text"])
+        if len(batch) == 2048:
+            builder.add_texts(batch)
+            done += len(batch)
+            batch = []
+            if progress:
+                progress("lexical", done, count)
+    if batch or not done:
+        builder.add_texts(batch)
+    return builder.finish()
 
 
 def _scan_chunks(
