@@ -118,8 +118,9 @@ def p50_p95(values: Sequence[float]) -> dict[str, float]:
 # --- synthetic corpora ---------------------------------------------------------------------------
 
 
-def make_corpus(target: Path, copies: int, seed: int) -> int:
-    """``copies`` shuffled copies of each bundled document under ``target``; returns the files.
+def make_corpus(target: Path, copies: int, seed: int, source_dir: Path = ROOT / "corpus") -> int:
+    """``copies`` shuffled copies of each ``.txt`` document of ``source_dir`` (the bundled
+    corpus) under ``target``; returns the files.
 
     A copy keeps the document's head (up to its title line) in place with the title suffixed by
     the copy number, and shuffles every later paragraph (a ``.txt`` line is a paragraph)."""
@@ -128,8 +129,8 @@ def make_corpus(target: Path, copies: int, seed: int) -> int:
     target.mkdir(parents=True)
     rng = random.Random(seed)
     written = 0
-    for source in sorted((ROOT / "corpus").glob("*.txt")):
-        title = read_document(source, ROOT / "corpus").title
+    for source in sorted(source_dir.glob("*.txt")):
+        title = read_document(source, source_dir).title
         lines = [line for line in source.read_text("utf-8").split("\n") if line.strip()]
         heads = [i for i, line in enumerate(lines[:20]) if title in line]
         cut = heads[-1] + 1 if heads else 0
@@ -552,6 +553,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-busy", action="store_true", help="skip the busy-core latency rows")
     p.add_argument("--no-serve", action="store_true", help="skip the req/s rows")
     p.add_argument("--seed", type=int, default=0, help="shuffle and noise seed")
+    p.add_argument(
+        "--source", type=Path, default=ROOT / "corpus", help="documents to copy (.txt files)"
+    )
     p.add_argument("--workdir", type=Path, help="keep corpora and indexes here (default: temp)")
     p.add_argument("--json", type=Path, help="write the results as JSON here (after every step)")
     return p
@@ -590,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous: dict[str, Any] | None = None
         for size in args.sizes:
             log(f"{size}x: corpus, ingest")
-            make_corpus(work / f"corpus-{size}x", size, args.seed + size)
+            make_corpus(work / f"corpus-{size}x", size, args.seed + size, args.source)
             index_dir = work / f"index-{size}x"
             row: dict[str, Any] = {"size": size}
             row |= in_child(child_ingest, work / f"corpus-{size}x", index_dir, args.build_threads)

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "bench.py"
@@ -29,16 +30,21 @@ def _bench_module() -> ModuleType:
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any], Path]:
     work = tmp_path_factory.mktemp("bench")
-    before = sorted(p.name for p in (ROOT / "corpus").iterdir())
+    before = sorted(p.name for p in CORPUS.iterdir())
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *ARGS, "--workdir", str(work / "w"), "--json", "b.json"],
+        [
+            sys.executable,
+            str(SCRIPT),
+            *ARGS,
+            *("--source", str(CORPUS), "--workdir", str(work / "w"), "--json", "b.json"),
+        ],
         cwd=work,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in (ROOT / "corpus").iterdir()) == before
+    assert sorted(p.name for p in CORPUS.iterdir()) == before
     return done.stdout, json.loads((work / "b.json").read_text("utf-8")), work
 
 
@@ -100,10 +106,10 @@ def test_copies_shuffle_paragraphs_under_distinct_names_and_titles(tmp_path: Pat
     from qa.ingest import ingest_paths
 
     bench = _bench_module()
-    assert bench.make_corpus(tmp_path / "c", 3, seed=1) == 6
+    assert bench.make_corpus(tmp_path / "c", 3, seed=1, source_dir=CORPUS) == 6
     documents = ingest_paths([tmp_path / "c"], tmp_path / "c", strict=True).documents
     assert len({d.doc_id for d in documents}) == len({d.title for d in documents}) == 6
-    for source in sorted((ROOT / "corpus").glob("*.txt")):
+    for source in sorted(CORPUS.glob("*.txt")):
         original = Counter(line for line in source.read_text("utf-8").split("\n") if line.strip())
         copies = sorted((tmp_path / "c").glob(f"{source.stem}-copy*.txt"))
         texts = [path.read_text("utf-8") for path in copies]

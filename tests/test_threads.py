@@ -3,11 +3,18 @@
 OpenMP keeps its limit per thread, so a limit set once in the main thread leaves a fresh thread
 (anyio's worker threads, where sync endpoints run) at one OpenMP thread per core. These tests
 read the limits inside the thread that runs FAISS, at the moment it runs.
+
+They run in a process of their own (``test_thread_limits_hold_in_a_fresh_process``), as a
+server does: earlier tests in the session load other BLAS builds (torch's, a second OpenBLAS)
+and leave limits behind, which is not what a server process starts from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +35,26 @@ from qa.retrieve import Retriever
 from qa.service import ingest
 
 LIMIT = 1  # below the default of one thread per core, so an unapplied limit shows
+_ISOLATED = "QA_TEST_THREADS_ISOLATED"
+in_own_process = pytest.mark.skipif(
+    os.environ.get(_ISOLATED) != "1", reason="runs in a fresh process (see the module docstring)"
+)
+
+
+@pytest.mark.skipif(os.environ.get(_ISOLATED) == "1", reason="this is the fresh process")
+def test_thread_limits_hold_in_a_fresh_process() -> None:
+    """Every test below, in a fresh interpreter: all of them must pass there."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env={**os.environ, _ISOLATED: "1"},
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    # the five tests below ran; the one skipped is this test, inside the fresh process
+    assert "5 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +119,7 @@ def _fresh_thread_limits() -> Limits:
     return box[0]
 
 
+@in_own_process
 def test_a_fresh_thread_starts_at_the_library_default(restore_limit: None) -> None:
     """The premise: a limit set in this thread does not reach a new one by itself."""
     if available_cores() < 2:
@@ -101,6 +129,7 @@ def test_a_fresh_thread_starts_at_the_library_default(restore_limit: None) -> No
     assert not _fresh_thread_limits().all_equal(LIMIT)
 
 
+@in_own_process
 def test_search_in_a_fresh_thread_runs_faiss_and_blas_at_the_limit(
     probed: tuple[Settings, Retriever, DenseProbe], restore_limit: None
 ) -> None:
@@ -115,6 +144,7 @@ def test_search_in_a_fresh_thread_runs_faiss_and_blas_at_the_limit(
     assert limits.libraries and limits.all_equal(LIMIT), limits
 
 
+@in_own_process
 def test_requests_through_the_app_run_faiss_at_qa_threads(
     probed: tuple[Settings, Retriever, DenseProbe], restore_limit: None
 ) -> None:
@@ -130,6 +160,7 @@ def test_requests_through_the_app_run_faiss_at_qa_threads(
     assert all(limits.all_equal(LIMIT) for _, limits in probe.seen), probe.seen
 
 
+@in_own_process
 def test_apply_follows_a_new_configuration(restore_limit: None) -> None:
     compute_threads.configure(1)
     compute_threads.configure(2)
@@ -139,6 +170,7 @@ def test_apply_follows_a_new_configuration(restore_limit: None) -> None:
     assert faiss.omp_get_max_threads() == 1
 
 
+@in_own_process
 def test_the_limit_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         compute_threads.configure(0)
