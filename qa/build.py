@@ -44,7 +44,9 @@ from qa.index import (
     build_lock,
     check_compatible,
     current_generation,
+    document_row,
     hubness_settings,
+    iter_jsonl,
     read_chunk_lines,
     read_manifest,
     same_pipeline,
@@ -320,7 +322,7 @@ class _Writer:
         spans, entries = _scan_chunks(staging, documents)
         with open(staging / "documents.jsonl", "w", encoding="utf-8") as handle:
             for document in documents:
-                handle.write(json.dumps(_document_row(document), ensure_ascii=False) + "\n")
+                handle.write(json.dumps(document_row(document), ensure_ascii=False) + "\n")
         hubs = hub_scores(spans, sentences, ranges, vectors, progress=progress)
         np.save(staging / "hubness.npy", hubs, allow_pickle=False)
         probes = sentences[:: max(1, len(sentences) // 2000)] if len(sentences) else None
@@ -358,7 +360,7 @@ def _lexical(staging: Path, count: int, progress: ProgressCallback | None) -> An
     builder = LexicalBuilder()
     batch: list[str] = []
     done = 0
-    for row in _chunk_rows(staging):
+    for row in iter_jsonl(staging / "chunks.jsonl"):
         batch.append(row["text"])
         if len(batch) == 2048:
             builder.add_texts(batch)
@@ -395,12 +397,6 @@ def _scan_chunks(
     return spans, entries
 
 
-def _chunk_rows(staging: Path) -> Iterator[dict[str, Any]]:
-    with open(staging / "chunks.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
-
-
 def _raw(path: Path, dtype: Any, shape: tuple[int, int]) -> Any:
     if shape[0] == 0:
         return np.zeros(shape, dtype=dtype)
@@ -433,13 +429,6 @@ def _plan_key(
         reused = "reused" if document.doc_id in unchanged else "new"
         digest.update(f"{document.doc_id}\0{document.content_hash}\0{reused}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def _document_row(document: Document) -> dict[str, Any]:
-    row = asdict(document)
-    row.pop("_run_starts", None)
-    row.pop("_page_starts", None)
-    return row
 
 
 class _Previous:

@@ -23,7 +23,7 @@ import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, overload
 
@@ -67,7 +67,7 @@ class ChunkTable(Sequence[Chunk]):
         footnotes: list[int] = []
         footnote_ptr = [0]
         self.doc_rows: dict[str, tuple[int, int]] = {}
-        for row, item in enumerate(_iter_jsonl(path)):
+        for row, item in enumerate(iter_jsonl(path)):
             try:
                 doc_id = item["doc_id"]
                 document = documents[doc_id]
@@ -431,7 +431,15 @@ def _drop_derived(row: dict[str, Any]) -> None:
     row.pop("_page_starts", None)
 
 
-def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def document_row(document: Document) -> dict[str, Any]:
+    """A document as documents.jsonl stores it (without the tables it derives)."""
+    row = asdict(document)
+    _drop_derived(row)
+    return row
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON-lines file of a generation, one at a time."""
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -442,8 +450,4 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"{path} is unreadable: {exc}") from None
+    return list(iter_jsonl(path))
