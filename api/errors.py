@@ -20,6 +20,7 @@ _STATUS: tuple[tuple[type[qa_errors.QAError], int, str], ...] = (
     (qa_errors.IndexNotFoundError, 503, "Index not available"),
     (qa_errors.IndexMismatchError, 503, "Index does not match the service"),
     (qa_errors.IndexCorruptError, 503, "Index is corrupt"),
+    (qa_errors.BackendUnavailableError, 503, "Index store unavailable"),
     (qa_errors.ConfigError, 503, "Service misconfigured"),
     (qa_errors.UpstreamTimeoutError, 504, "Model server timed out"),
     (qa_errors.UpstreamError, 502, "Model server failed"),

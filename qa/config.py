@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from qa.errors import ConfigError
 
 DEFAULT_EMBED_MODEL = "use-multilingual-v3"
+BACKENDS = ("local", "milvus")
 MAX_WORKERS = 64
 
 
@@ -26,6 +27,16 @@ def available_cores() -> int:
 class Settings:
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # Where the served index lives (``qa.store``): "local" is the generation folder under
+    # ``index_dir``; "milvus" is a set of Milvus collections behind the alias
+    # ``milvus_collection`` at ``milvus_uri`` (a ``*.db`` path runs the embedded milvus-lite,
+    # ``http://host:19530`` a Milvus server or cluster). ``qa ingest`` still builds in
+    # ``index_dir`` first and then publishes the generation to Milvus.
+    backend: str = "local"
+    milvus_uri: str = ""
+    milvus_collection: str = "qa"
+    milvus_token: str | None = field(default=None, repr=False)
+    milvus_timeout: float = 10.0  # seconds for any one call to Milvus
     embed_model: str = DEFAULT_EMBED_MODEL
     chunk_max_tokens: int = 256
     chunk_overlap_sentences: int = 1
@@ -56,6 +67,11 @@ class Settings:
         return cls(
             corpus_dir=Path(env.get("QA_CORPUS_DIR", "corpus")),
             index_dir=Path(env.get("QA_INDEX_DIR", "index")),
+            backend=_backend(env),
+            milvus_uri=_milvus_uri(env),
+            milvus_collection=_collection_name(env),
+            milvus_token=env.get("QA_MILVUS_TOKEN", "").strip() or None,
+            milvus_timeout=_float(env, "QA_MILVUS_TIMEOUT", 10.0, low=0.1, high=600.0),
             embed_model=env.get("QA_EMBED_MODEL", DEFAULT_EMBED_MODEL).strip()
             or DEFAULT_EMBED_MODEL,
             chunk_max_tokens=_int(env, "QA_CHUNK_MAX_TOKENS", 256, low=16, high=8192),
@@ -88,6 +104,11 @@ class Settings:
         return {
             "QA_CORPUS_DIR": str(self.corpus_dir),
             "QA_INDEX_DIR": str(self.index_dir),
+            "QA_BACKEND": self.backend,
+            "QA_MILVUS_URI": self.milvus_uri,
+            "QA_MILVUS_COLLECTION": self.milvus_collection,
+            "QA_MILVUS_TOKEN": self.milvus_token or "",
+            "QA_MILVUS_TIMEOUT": repr(self.milvus_timeout),
             "QA_EMBED_MODEL": self.embed_model,
             "QA_CHUNK_MAX_TOKENS": str(self.chunk_max_tokens),
             "QA_CHUNK_OVERLAP_SENTENCES": str(self.chunk_overlap_sentences),
@@ -106,6 +127,49 @@ class Settings:
             "QA_LLM_TIMEOUT": repr(self.llm_timeout),
             "QA_LLM_CONNECT_TIMEOUT": repr(self.llm_connect_timeout),
         }
+
+
+def _backend(env: Mapping[str, str]) -> str:
+    backend = env.get("QA_BACKEND", "").strip().lower() or "local"
+    if backend not in BACKENDS:
+        raise ConfigError(f"QA_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "milvus" and not env.get("QA_MILVUS_URI", "").strip():
+        raise ConfigError(
+            "QA_BACKEND=milvus needs QA_MILVUS_URI: a path ending in .db for the embedded "
+            "milvus-lite (e.g. index/milvus.db), or http://host:19530 for a Milvus server"
+        )
+    return backend
+
+
+def _milvus_uri(env: Mapping[str, str]) -> str:
+    raw = env.get("QA_MILVUS_URI", "").strip()
+    if not raw:
+        return ""
+    scheme = urlsplit(raw).scheme
+    if scheme in ("http", "https", "tcp", "unix"):
+        if scheme in ("http", "https", "tcp") and not urlsplit(raw).netloc:
+            raise ConfigError(f"QA_MILVUS_URI={raw!r} has no host (e.g. http://host:19530)")
+        return raw
+    if scheme or not raw.endswith(".db"):
+        raise ConfigError(
+            f"QA_MILVUS_URI={raw!r} is neither a milvus-lite file (a path ending in .db) "
+            "nor a server address (http://host:19530)"
+        )
+    return raw
+
+
+def _collection_name(env: Mapping[str, str]) -> str:
+    name = env.get("QA_MILVUS_COLLECTION", "").strip() or "qa"
+    if not (name[0].isascii() and (name[0].isalpha() or name[0] == "_")) or not all(
+        c.isascii() and (c.isalnum() or c == "_") for c in name
+    ):
+        raise ConfigError(
+            f"QA_MILVUS_COLLECTION={name!r} is not a Milvus name "
+            "(ASCII letters, digits and underscores, not starting with a digit)"
+        )
+    if len(name) > 160:
+        raise ConfigError("QA_MILVUS_COLLECTION is longer than 160 characters")
+    return name
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:

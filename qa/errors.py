@@ -8,6 +8,7 @@ QAError
 ├── IndexMismatchError      the index was built with another model, dimension or schema
 ├── IndexCorruptError       the index files are unreadable or inconsistent
 ├── IndexLockedError        another build holds the index directory
+├── BackendUnavailableError the index's store (a Milvus server) cannot be reached or failed
 ├── DocumentNotFoundError   an unknown doc_id was requested
 ├── InvalidQueryError       a question or option the retriever cannot serve
 └── UpstreamError           the model server (QA_LLM_BASE_URL) failed or answered garbage
@@ -50,6 +51,16 @@ class IndexCorruptError(QAError):
 
 class IndexLockedError(QAError):
     pass
+
+
+class BackendUnavailableError(QAError):
+    """The store holding the index (``QA_BACKEND=milvus``) did not answer or failed: ``uri`` is
+    where it was looked for, ``reason`` what happened."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"index store {uri}: {reason}")
+        self.uri = uri
+        self.reason = reason
 
 
 class DocumentNotFoundError(QAError):

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from qa.dense import DenseInfo, load_dense, vectors_of
+from qa.dense import search as dense_search
 from qa.embed import Vectors
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
@@ -159,6 +161,24 @@ class Index:
         """The stored vectors of chunk ``row``'s sentences, as float32."""
         start, end = self.sentence_ranges[row]
         return np.asarray(self.sentence_vectors[int(start) : int(end)], dtype=np.float32)
+
+    def dense_top(
+        self, vector: Any, k: int, allowed: npt.NDArray[np.int64] | None
+    ) -> list[tuple[int, float]]:
+        return dense_search(self.dense, self.dense_info, vector, k, allowed)
+
+    def sentence_rows(
+        self, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """All of ``rows``' sentence vectors in one gather (overlapping chunks share rows)."""
+        ranges = self.sentence_ranges[rows]
+        counts = (ranges[:, 1] - ranges[:, 0]).astype(np.int64)
+        owned = np.repeat(ranges[:, 0] - np.cumsum(counts) + counts, counts)
+        sentence_rows = owned + np.arange(int(counts.sum()))
+        return self.sentence_vectors[sentence_rows].astype(np.float32), counts
+
+    def check(self) -> None:
+        """Files memory-mapped at load need nothing to answer."""
 
 
 def current_generation(index_dir: Path) -> Path | None:

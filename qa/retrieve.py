@@ -16,12 +16,11 @@ import numpy.typing as npt
 from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_in_passages
 from qa.chunk import sentence_spans
 from qa.crosslingual import Expander
-from qa.dense import search as dense_search
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
-from qa.index import Index
 from qa.passages import Span, citation_for, context_around, overlaps
 from qa.query import analyze_query
+from qa.store import Store
 from qa.threads import apply as apply_thread_limits
 from qa.types import (
     SEARCH_MODES,
@@ -174,7 +173,7 @@ class Signals:
 
 class Retriever:
     def __init__(
-        self, index: Index, embedder: Embedder, settings: RetrievalSettings | None = None
+        self, index: Store, embedder: Embedder, settings: RetrievalSettings | None = None
     ) -> None:
         self.index = index
         self.embedder = embedder
@@ -369,9 +368,7 @@ class Retriever:
         with _COMPUTE:
             apply_thread_limits()
             tick = time.perf_counter()
-            found = dense_search(
-                self.index.dense, self.index.dense_info, query.vector, depth, allowed
-            )
+            found = self.index.dense_top(query.vector, depth, allowed)
             blended = self._with_sentences(found, query.vector)
             timings["dense"] = (time.perf_counter() - tick) * 1000
         return blended
@@ -383,11 +380,8 @@ class Retriever:
         if not found or weight == 0:
             return dict(found)
         rows = np.fromiter((row for row, _ in found), dtype=np.int64, count=len(found))
-        ranges = self.index.sentence_ranges[rows]
-        counts = ranges[:, 1] - ranges[:, 0]
-        owned = np.repeat(ranges[:, 0] - np.cumsum(counts) + counts, counts)
-        sentence_rows = owned + np.arange(int(counts.sum()))
-        similarity = self.index.sentence_vectors[sentence_rows].astype(np.float32) @ vector
+        vectors, counts = self.index.sentence_rows(rows)
+        similarity = vectors @ vector
         best = np.full(len(rows), -np.inf, dtype=np.float32)
         np.maximum.at(best, np.repeat(np.arange(len(rows)), counts), similarity)
         return {
