@@ -56,9 +56,11 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=ReadyPublic, responses=ERRORS, tags=["operations"])
 def readyz(request: Request) -> ReadyPublic:
-    """Readiness: 200 while an index is served (with the last reload problem, if any), else 503."""
+    """Readiness: 200 while an index is served and its store answers (with the last reload
+    problem, if any), else 503 with the reason."""
     state: ServiceState = request.app.state.service
     current = state.require()
+    current.index.check()
     problem = str(state.problem) if state.problem else None
     return ReadyPublic(status="ready", generation=current.index.generation, last_problem=problem)
 

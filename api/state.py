@@ -14,9 +14,8 @@ from qa.answer import warm_up as warm_up_answers
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import IndexNotFoundError, QAError
-from qa.index import current_generation
 from qa.retrieve import Retriever
-from qa.service import open_embedder, open_retriever
+from qa.service import open_embedder, open_retriever, served_generation
 
 log = logging.getLogger("qa.api")
 
@@ -36,16 +35,18 @@ class ServiceState:
         return retriever
 
     def reload(self, *, force: bool = False) -> bool:
-        """Serve the generation ``CURRENT`` names if it is new; True when it was swapped in.
+        """Serve the generation the backend points at (``CURRENT`` under the index directory, or
+        the Milvus alias) if it is new; True when it was swapped in.
 
         A generation that fails to load leaves the old one serving and is reported.
         """
         with self._reload_lock:
-            pointed = current_generation(self.settings.index_dir)
             served = self.retriever.index.generation if self.retriever else None
-            if not force and pointed is not None and pointed.name == served:
-                return False
+            pointed: str | None = None
             try:
+                pointed = served_generation(self.settings)
+                if not force and pointed is not None and pointed == served:
+                    return False
                 if self.embedder is None:
                     self.embedder = open_embedder(self.settings)
                 retriever = open_retriever(self.settings, self.embedder)
@@ -54,7 +55,7 @@ class ServiceState:
             except QAError as exc:
                 if self.retriever is None or not isinstance(exc, IndexNotFoundError):
                     self.problem = exc
-                name = pointed.name if pointed is not None else "(none)"
+                name = pointed or "(none)"
                 log.warning("refused index generation %s: %s; still serving %s", name, exc, served)
                 return False
             self.retriever, self.problem = retriever, None

@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,7 +58,12 @@ class ChunkTable(Sequence[Chunk]):
 
     _COLUMNS = ("ordinal", "char_start", "char_end", "line_start", "line_end", "n_tokens")
 
-    def __init__(self, path: Path, documents: dict[str, Document]) -> None:
+    def __init__(
+        self, items: Iterable[dict[str, Any]], documents: dict[str, Document], source: str
+    ) -> None:
+        """``items`` are chunk rows as ``chunks.jsonl`` holds them, in row order; ``source``
+        names where they came from, in errors."""
+        path = source
         self._documents = documents
         doc_ids: list[str] = []
         doc_numbers: dict[str, int] = {}
@@ -69,7 +74,7 @@ class ChunkTable(Sequence[Chunk]):
         footnotes: list[int] = []
         footnote_ptr = [0]
         self.doc_rows: dict[str, tuple[int, int]] = {}
-        for row, item in enumerate(iter_jsonl(path)):
+        for row, item in enumerate(items):
             try:
                 doc_id = item["doc_id"]
                 document = documents[doc_id]
@@ -103,6 +108,10 @@ class ChunkTable(Sequence[Chunk]):
         self._pages = np.asarray(pages, dtype=np.int64).reshape(-1, 2)
         self._footnotes = np.asarray(footnotes, dtype=np.int32)
         self._footnote_ptr = np.asarray(footnote_ptr, dtype=np.int64)
+
+    @classmethod
+    def read(cls, path: Path, documents: dict[str, Document]) -> ChunkTable:
+        return cls(iter_jsonl(path), documents, str(path))
 
     def __len__(self) -> int:
         return len(self._doc_of)
@@ -218,11 +227,15 @@ def load_index(index_dir: Path, *, model_id: str, dimension: int) -> Index:
     generation = current_generation(index_dir)
     if generation is None:
         raise IndexNotFoundError(f"no index in {index_dir}; build one with `qa ingest`")
+    return open_generation(generation, model_id=model_id, dimension=dimension)
+
+
+def open_generation(generation: Path, *, model_id: str, dimension: int) -> Index:
     manifest = read_manifest(generation)
     check_compatible(manifest, model_id=model_id, dimension=dimension)
     verify_checksums(generation, manifest)
-    documents = {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
-    chunks = ChunkTable(generation / "chunks.jsonl", documents)
+    documents = {d.doc_id: d for d in read_documents(generation / "documents.jsonl")}
+    chunks = ChunkTable.read(generation / "chunks.jsonl", documents)
     try:
         info = DenseInfo.from_dict(manifest["dense"])
         dense = load_dense(generation / "dense.faiss", info)
@@ -300,7 +313,7 @@ def indexed_documents(index_dir: Path) -> dict[str, Document]:
     if generation is None:
         return {}
     try:
-        return {d.doc_id: d for d in _read_documents(generation / "documents.jsonl")}
+        return {d.doc_id: d for d in read_documents(generation / "documents.jsonl")}
     except (IndexCorruptError, KeyError, TypeError, ValueError) as exc:
         raise IndexCorruptError(
             f"cannot read the documents of {generation} ({exc}); to rebuild the index from the "
@@ -418,9 +431,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _read_documents(path: Path) -> list[Document]:
+def read_documents(path: Path) -> list[Document]:
+    return documents_from_rows(iter_jsonl(path))
+
+
+def documents_from_rows(rows: Iterable[dict[str, Any]]) -> list[Document]:
+    """Documents from their ``documents.jsonl`` rows (``document_row`` writes them)."""
     documents = []
-    for row in _read_jsonl(path):
+    for row in rows:
         _drop_derived(row)
         documents.append(
             Document(

@@ -395,15 +395,28 @@ class LexicalIndex:
 
     def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
         """IDF of each distinct analyzed term; a term the corpus lacks gets the highest IDF."""
-        n = self.size
-        weights = {}
-        for term in set(terms):
-            index = self._vocab.get(term)
-            df = 0
-            if index is not None and index < self._columns:
-                df = int(self._indptr[index + 1] - self._indptr[index])
-            weights[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return weights
+        return idf_of(terms, self._vocab, self.document_frequencies(), self._size)
+
+    def document_frequencies(self) -> npt.NDArray[np.int64]:
+        """How many chunks hold each term, by term id (ids past the end: none)."""
+        return np.diff(self._indptr).astype(np.int64)
+
+    def terms(self) -> dict[str, int]:
+        """Each analysed term the index knows and its id (a copy)."""
+        return dict(self._vocab)
+
+    def postings_by_row(
+        self,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The BM25 weights as rows: chunk ``i``'s term ids and weights are entries
+        ``ptr[i]:ptr[i + 1]`` of the first two arrays (term ids ascending). A row's weights
+        summed over a question's terms is ``scores_for_terms`` at that row: what a sparse
+        inner-product search over these rows computes."""
+        doc_freq = np.diff(self._indptr)
+        term_of_entry = np.repeat(np.arange(len(doc_freq), dtype=np.int32), doc_freq)
+        order = np.argsort(self._rows, kind="stable")
+        ptr = np.searchsorted(self._rows[order], np.arange(self._size + 1)).astype(np.int64)
+        return term_of_entry[order], np.asarray(self._data)[order], ptr
 
     def term_ids_of(self, row: int) -> set[int]:
         """Ids of the terms chunk ``row`` contains."""
@@ -418,6 +431,19 @@ class LexicalIndex:
     @property
     def size(self) -> int:
         return self._size
+
+
+def idf_of(
+    terms: Sequence[str], vocab: dict[str, int], doc_freq: npt.NDArray[np.int64], size: int
+) -> dict[str, float]:
+    """BM25's IDF of each distinct term, ``log(1 + (n - df + 0.5) / (df + 0.5))``; a term the
+    corpus lacks (df 0) gets the highest."""
+    weights = {}
+    for term in set(terms):
+        index = vocab.get(term)
+        df = int(doc_freq[index]) if index is not None and index < len(doc_freq) else 0
+        weights[term] = math.log(1 + (size - df + 0.5) / (df + 0.5))
+    return weights
 
 
 def _above(scores: npt.NDArray[np.float32], depth: int) -> npt.NDArray[np.int64]:

@@ -5,19 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa import threads as compute_threads
 from qa.build import BuildReport, ProgressCallback, build_index
 from qa.chunk import ChunkerSettings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
+from qa.errors import ConfigError
 from qa.index import (
+    current_generation,
     indexed_doc_ids,
     indexed_documents,
     load_index,
+    read_manifest,
 )
 from qa.ingest import IngestReport, ingest_paths
 from qa.retrieve import RetrievalSettings, Retriever
+from qa.store import Store
 from qa.types import Document
 
 
@@ -56,6 +61,7 @@ class IngestPlan:
 class IngestOutcome:
     plan: IngestPlan
     build: BuildReport
+    published: bool = False  # the generation was published to Milvus by this run
 
     @property
     def ingest(self) -> IngestReport:
@@ -110,7 +116,63 @@ def ingest(
         progress=progress,
         workers=settings.ingest_threads,
     )
-    return IngestOutcome(plan, build)
+    published = False
+    if settings.backend == "milvus":
+        published = publish_generation(settings, progress=progress)
+    return IngestOutcome(plan, build, published)
+
+
+def milvus_target(settings: Settings) -> Any:
+    """Where ``QA_BACKEND=milvus`` publishes and serves (``qa.milvus.MilvusTarget``)."""
+    from qa.milvus import MilvusTarget
+
+    if not settings.milvus_uri:
+        raise ConfigError("QA_BACKEND=milvus needs QA_MILVUS_URI")
+    return MilvusTarget(
+        uri=settings.milvus_uri,
+        name=settings.milvus_collection,
+        token=settings.milvus_token,
+        timeout=settings.milvus_timeout,
+    )
+
+
+def publish_generation(settings: Settings, *, progress: ProgressCallback | None = None) -> bool:
+    """Publish the generation built under ``index_dir`` to Milvus unless it is already the one
+    served there (a build that changed nothing still publishes to an empty Milvus)."""
+    from qa.milvus import publish
+
+    generation = current_generation(settings.index_dir)
+    if generation is None:
+        raise ConfigError(f"nothing to publish: no index built in {settings.index_dir}")
+    manifest = read_manifest(generation)
+    return publish(
+        generation,
+        milvus_target(settings),
+        model_id=str(manifest["embed_model"]),
+        dimension=int(manifest["dimension"]),
+        progress=progress,
+    )
+
+
+def served_generation(settings: Settings) -> str | None:
+    """The name of the generation a server of these settings should serve now."""
+    if settings.backend == "milvus":
+        from qa.milvus import served_generation as milvus_generation
+
+        return milvus_generation(milvus_target(settings))
+    generation = current_generation(settings.index_dir)
+    return generation.name if generation is not None else None
+
+
+def open_store(settings: Settings, embedder: Embedder) -> Store:
+    """The served generation of the configured backend."""
+    if settings.backend == "milvus":
+        from qa.milvus import open_milvus
+
+        return open_milvus(
+            milvus_target(settings), model_id=embedder.model_id, dimension=embedder.dimension
+        )
+    return load_index(settings.index_dir, model_id=embedder.model_id, dimension=embedder.dimension)
 
 
 def open_retriever(
@@ -119,5 +181,4 @@ def open_retriever(
     retrieval: RetrievalSettings | None = None,
 ) -> Retriever:
     embedder = embedder or open_embedder(settings)
-    index = load_index(settings.index_dir, model_id=embedder.model_id, dimension=embedder.dimension)
-    return Retriever(index, embedder, retrieval)
+    return Retriever(open_store(settings, embedder), embedder, retrieval)
