@@ -22,8 +22,9 @@ import secrets
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -62,6 +63,14 @@ from qa.types import Chunk, Document
 # "hubness", "lexical" (chunks).
 ProgressCallback = Callable[[str, int, int], None]
 
+# ``embed(documents, chunker, embedder, workers)``: every unit of ``documents`` (their
+# ``document_units``), in order, with its vectors. ``embed_here`` runs in this process and its
+# worker processes; ``qa.distributed`` runs the same steps on a Ray cluster. The generator is
+# closed when the build ends or fails.
+EmbedUnits = Callable[
+    [Sequence[Document], ChunkerSettings, "Embedder", int], Generator["Unit", None, None]
+]
+
 _UNIT_CHUNKS = 48  # chunks per embedding job
 _POOL_MIN_CHARS = 400_000  # less text than this is embedded in this process (no worker start-up)
 _JOURNAL = "journal.json"
@@ -90,15 +99,19 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressCallback | None = None,
     workers: int = 1,
+    embed: EmbedUnits | None = None,
 ) -> BuildReport:
     """Write a complete new generation, then switch to it; one build at a time per directory.
 
     ``workers`` > 1 embeds in that many processes of one thread each (when there is enough
     text to repay their start-up): on two cores, two single-threaded encoders outrun one
-    encoder with two threads."""
+    encoder with two threads. ``embed`` (default ``embed_here``) chunks and embeds the
+    documents that need it; whatever does it, this process writes, journals and publishes."""
     index_dir.mkdir(parents=True, exist_ok=True)
     with build_lock(index_dir):
-        return _build(documents, embedder, chunker, index_dir, rebuild, progress, workers)
+        return _build(
+            documents, embedder, chunker, index_dir, rebuild, progress, workers, embed or embed_here
+        )
 
 
 def _build(
@@ -109,6 +122,7 @@ def _build(
     rebuild: bool,
     progress: ProgressCallback | None,
     workers: int,
+    embed: EmbedUnits,
 ) -> BuildReport:
     started = time.perf_counter()
     previous = None if rebuild else _Previous.open(index_dir, embedder, chunker)
@@ -123,21 +137,16 @@ def _build(
     resumed = writer.done_documents
     todo = [d for d in documents[resumed:] if d.doc_id not in unchanged]
     embedded_chunks = 0
-    with _Encoder(embedder, workers, sum(len(d.text) for d in todo)) as encoder, writer:
-        pending: deque[tuple[_Unit, Any]] = deque()
-        total_chars = sum(len(d.text) for d in todo)
-        done_chars = 0
-        for unit in _units(documents[resumed:], unchanged, previous, chunker, writer):
-            pending.append((unit, encoder.submit(unit.texts) if unit.texts else None))
-            while len(pending) > encoder.in_flight:
-                done_chars += _write_next(pending, encoder, writer)
+    total_chars = sum(len(d.text) for d in todo)
+    done_chars = 0
+    with closing(embed(todo, chunker, embedder, workers)) as embedded, writer:
+        for unit in _units(documents[resumed:], unchanged, previous, embedded, writer.sentences):
+            writer.write(unit, unit.chunk_vectors, unit.sentence_vectors)
+            if unit.texts:
+                embedded_chunks += len(unit.chunks)
+                done_chars += unit.chars
                 if progress and total_chars:
                     progress("embedding", done_chars, total_chars)
-            embedded_chunks += len(unit.chunks) if unit.texts else 0
-        while pending:
-            done_chars += _write_next(pending, encoder, writer)
-            if progress and total_chars:
-                progress("embedding", done_chars, total_chars)
     generation, dense = writer.finish(documents, embedder, chunker, progress)
     switch_generation(index_dir, generation)
     new_ids = {d.doc_id for d in documents}
@@ -155,72 +164,102 @@ def _build(
     )
 
 
-def _write_next(pending: deque[tuple[_Unit, Any]], encoder: _Encoder, writer: _Writer) -> int:
-    unit, job = pending.popleft()
-    if job is None:
-        writer.write(unit, unit.chunk_vectors, unit.sentence_vectors)
-    else:
-        vectors = encoder.result(job)
-        count = len(unit.chunks)
-        writer.write(unit, vectors[:count], vectors[count:])
-    return unit.chars if job is not None else 0
-
-
 @dataclass
-class _Unit:
+class Unit:
     """Consecutive chunks of one document and what to embed for them: the chunk texts, then
-    the sentences not already written (a sentence shared with the previous chunk has a row)."""
+    the sentences not already written (a sentence shared with the previous chunk has a row).
+    ``document_units`` counts ``ranges`` from the document's first sentence row; the build
+    moves them to the generation's rows."""
 
     document: Document
     chunks: list[Chunk]
-    ranges: list[tuple[int, int]]  # each chunk's sentence rows, in the whole generation
+    ranges: list[tuple[int, int]]  # each chunk's sentence rows
     texts: list[str]  # empty when reused: the vectors are given
     last: bool  # the document's last unit: the journal may record it after this one
     chars: int = 0  # share of the document's text, for progress
     chunk_vectors: Any = None
     sentence_vectors: Any = None
 
+    def embedded(self, vectors: Vectors) -> Unit:
+        """This unit with the vectors of its ``texts`` (chunks first, then sentences)."""
+        self.chunk_vectors, self.sentence_vectors = np.split(vectors, [len(self.chunks)])
+        return self
+
+
+def document_units(document: Document, chunker: ChunkerSettings) -> list[Unit]:
+    """The document's chunks in embedding-sized units, sentence rows counted from 0."""
+    chunks = list(chunk_document(document, chunker))
+    written: list[tuple[int, int]] = []  # sentence spans (absolute) in row order
+    ranges, new_texts = [], []
+    for chunk in chunks:
+        keys = [(chunk.char_start + a, chunk.char_start + b) for a, b in sentence_spans(chunk.text)]
+        shared = _shared_prefix(written, keys)
+        start = len(written) - shared
+        fresh = keys[shared:]
+        written.extend(fresh)
+        new_texts.append([document.text[a:b] for a, b in fresh])
+        ranges.append((start, len(written)))
+    if not chunks:
+        return [Unit(document, [], [], [], True)]
+    units = []
+    for at in range(0, len(chunks), _UNIT_CHUNKS):
+        part = slice(at, at + _UNIT_CHUNKS)
+        own = chunks[part]
+        texts = [c.text for c in own] + [t for ts in new_texts[part] for t in ts]
+        chars = round(len(document.text) * len(own) / len(chunks))
+        last = at + _UNIT_CHUNKS >= len(chunks)
+        units.append(Unit(document, own, ranges[part], texts, last, chars))
+    return units
+
 
 def _units(
     documents: Sequence[Document],
     unchanged: set[str],
     previous: _Previous | None,
-    chunker: ChunkerSettings,
-    writer: _Writer,
-) -> Iterator[_Unit]:
-    """Each document's chunks in order, in embedding-sized units, with global sentence rows."""
-    next_row = writer.sentences
+    embedded: Iterator[Unit],
+    first_row: int,
+) -> Iterator[Unit]:
+    """Each document's units in order, with global sentence rows: reused from ``previous``,
+    or the next ones of ``embedded`` (which holds the other documents, in the same order)."""
+    next_row = first_row
     for document in documents:
         if previous is not None and document.doc_id in unchanged:
             unit = previous.unit(document, next_row)
             next_row = unit.ranges[-1][1] if unit.ranges else next_row
             yield unit
             continue
-        chunks = list(chunk_document(document, chunker))
-        written: list[tuple[int, int]] = []  # sentence spans (absolute) in row order
-        first_row = next_row
-        ranges, new_texts = [], []
-        for chunk in chunks:
-            keys = [
-                (chunk.char_start + a, chunk.char_start + b) for a, b in sentence_spans(chunk.text)
-            ]
-            shared = _shared_prefix(written, keys)
-            start = first_row + len(written) - shared
-            fresh = keys[shared:]
-            written.extend(fresh)
-            new_texts.append([document.text[a:b] for a, b in fresh])
-            ranges.append((start, first_row + len(written)))
-        next_row = first_row + len(written)
-        if not chunks:
-            yield _Unit(document, [], [], [], True)
-            continue
-        for at in range(0, len(chunks), _UNIT_CHUNKS):
-            part = slice(at, at + _UNIT_CHUNKS)
-            own = chunks[part]
-            texts = [c.text for c in own] + [t for ts in new_texts[part] for t in ts]
-            chars = round(len(document.text) * len(own) / len(chunks))
-            last = at + _UNIT_CHUNKS >= len(chunks)
-            yield _Unit(document, own, ranges[part], texts, last, chars)
+        rows = next_row
+        while True:
+            got = next(embedded, None)
+            if got is None or got.document.doc_id != document.doc_id:
+                found = "nothing" if got is None else got.document.doc_id
+                raise IndexCorruptError(f"embedding returned {found} for {document.doc_id}")
+            unit = got
+            unit.ranges = [(a + rows, b + rows) for a, b in unit.ranges]
+            next_row = unit.ranges[-1][1] if unit.ranges else next_row
+            yield unit
+            if unit.last:
+                break
+
+
+def embed_here(
+    documents: Sequence[Document], chunker: ChunkerSettings, embedder: Embedder, workers: int
+) -> Generator[Unit, None, None]:
+    """``EmbedUnits`` in this process: chunked here, embedded here or in worker processes,
+    ``2 * workers`` jobs ahead of the one yielded."""
+    with _Encoder(embedder, workers, sum(len(d.text) for d in documents)) as encoder:
+        pending: deque[tuple[Unit, Any]] = deque()
+        for document in documents:
+            for unit in document_units(document, chunker):
+                pending.append((unit, encoder.submit(unit.texts) if unit.texts else None))
+                while len(pending) > encoder.in_flight:
+                    yield _done(*pending.popleft(), encoder)
+        while pending:
+            yield _done(*pending.popleft(), encoder)
+
+
+def _done(unit: Unit, job: Any, encoder: _Encoder) -> Unit:
+    return unit if job is None else unit.embedded(encoder.result(job))
 
 
 def _shared_prefix(written: list[tuple[int, int]], keys: list[tuple[int, int]]) -> int:
@@ -257,7 +296,7 @@ class _Writer:
         self._pending_chunks = self.chunks
         self._pending_sentences = self.sentences
 
-    def write(self, unit: _Unit, chunk_vectors: Any, sentence_vectors: Any) -> None:
+    def write(self, unit: Unit, chunk_vectors: Any, sentence_vectors: Any) -> None:
         files = self._files
         if not unit.chunks:  # a document with nothing to index still counts as done
             if unit.last:
@@ -461,7 +500,7 @@ class _Previous:
         except (IndexCorruptError, IndexMismatchError, OSError, ValueError, TypeError, KeyError):
             return None  # anything unusable is simply rebuilt
 
-    def unit(self, document: Document, next_row: int) -> _Unit:
+    def unit(self, document: Document, next_row: int) -> Unit:
         entry = self.entries[document.doc_id]
         first, count = (int(v) for v in entry["rows"])
         chunks = read_chunk_lines(
@@ -474,7 +513,7 @@ class _Previous:
         high = int(ranges[:, 1].max()) if count else 0
         sentences = np.asarray(self.sentences[low:high])
         shifted = [(int(a) - low + next_row, int(b) - low + next_row) for a, b in ranges]
-        return _Unit(document, chunks, shifted, [], True, 0, vectors, sentences)
+        return Unit(document, chunks, shifted, [], True, 0, vectors, sentences)
 
 
 class _Encoder:

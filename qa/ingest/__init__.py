@@ -60,6 +60,20 @@ def doc_id_for(path: Path, root: Path) -> str:
 
 
 def read_document(path: Path, root: Path) -> Document:
+    return parse_source(read_source(path, root))
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file's bytes and names, read where the paths are; parsed anywhere (``parse_source``)."""
+
+    path: str
+    doc_id: str
+    source_path: str
+    raw: bytes
+
+
+def read_source(path: Path, root: Path) -> Source:
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         supported = ", ".join(SUPPORTED_SUFFIXES)
         raise DocumentParseError(str(path), f"unsupported file type (supported: {supported})")
@@ -67,22 +81,37 @@ def read_document(path: Path, root: Path) -> Document:
         raw = path.read_bytes()
     except OSError as exc:
         raise DocumentParseError(str(path), exc.strerror or str(exc)) from None
-    suffix = path.suffix.lower()
-    doc_id, source_path = doc_id_for(path, root), _display_path(path, root)
+    return Source(str(path), doc_id_for(path, root), _display_path(path, root), raw)
+
+
+def parse_source(source: Source) -> Document:
+    """The document in ``source``: needs neither the file nor the corpus root."""
+    raw, suffix = source.raw, Path(source.path).suffix.lower()
+    names = {"doc_id": source.doc_id, "source_path": source.source_path}
     content_hash = hashlib.sha256(raw).hexdigest()
     if suffix in (".html", ".htm"):
-        return read_html_document(
-            raw, doc_id=doc_id, source_path=source_path, content_hash=content_hash
-        )
+        return read_html_document(raw, content_hash=content_hash, **names)
     if suffix == ".pdf":
-        return _pdf_reader()(raw, doc_id=doc_id, source_path=source_path, content_hash=content_hash)
+        return _pdf_reader()(raw, content_hash=content_hash, **names)
     return read_text_document(
-        raw,
-        doc_id=doc_id,
-        source_path=source_path,
-        content_hash=content_hash,
-        markdown=suffix in (".md", ".markdown"),
+        raw, content_hash=content_hash, markdown=suffix in (".md", ".markdown"), **names
     )
+
+
+def read_each(
+    paths: Iterable[Path], root: Path
+) -> Iterator[tuple[Path, Document | DocumentParseError]]:
+    """Each file read and parsed here, in order (``ReadFiles``)."""
+    for path in paths:
+        try:
+            yield path, read_document(path, root)
+        except DocumentParseError as exc:
+            yield path, exc
+
+
+# ``read(paths, root)``: each path with its document, or why it cannot be read, in the order of
+# ``paths``. ``read_each`` reads them here; ``qa.distributed`` parses them on a Ray cluster.
+ReadFiles = Callable[[Iterable[Path], Path], Iterator[tuple[Path, Document | DocumentParseError]]]
 
 
 def _pdf_reader() -> Callable[..., Document]:
@@ -97,13 +126,18 @@ def _pdf_reader() -> Callable[..., Document]:
     return read_pdf_document
 
 
-def ingest_paths(paths: Iterable[Path], root: Path, *, strict: bool = False) -> IngestReport:
-    """Read every supported file; a bad file is reported (or raised when ``strict``)."""
+def ingest_paths(
+    paths: Iterable[Path], root: Path, *, strict: bool = False, read: ReadFiles | None = None
+) -> IngestReport:
+    """Read every supported file; a bad file is reported (or raised when ``strict``). ``read``
+    (default ``read_each``) says where the files are parsed; the outcome is the same."""
     documents: dict[str, Document] = {}
     errors: list[DocumentParseError] = []
-    for path in discover(paths):
+    for path, result in (read or read_each)(discover(paths), root):
         try:
-            document = read_document(path, root)
+            if isinstance(result, DocumentParseError):
+                raise result
+            document = result
             if document.doc_id in documents:
                 other = documents[document.doc_id].source_path
                 raise DocumentParseError(
