@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from qa.config import MAX_WORKERS, Settings
-from qa.errors import QAError
+from qa.errors import ConfigError, QAError
 from qa.retrieve import MAX_TOP_K, retrieval_settings
 from qa.serialize import search_result_json
 from qa.service import IngestOutcome, IngestPlan, ingest, open_retriever
@@ -152,6 +152,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             f"exact search ({dense['recall_queries']} queries, "
             f"nprobe {dense['search_params']['nprobe']} of {dense['search_params']['nlist']} cells)"
         )
+    if settings.backend == "milvus":
+        where = f"{settings.milvus_uri} as {settings.milvus_collection!r}"
+        print(
+            f"published {build.generation} to Milvus at {where}"
+            if outcome.published
+            else f"Milvus at {where} already serves {build.generation}"
+        )
     return 1 if outcome.ingest.errors else 0
 
 
@@ -269,6 +276,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
     )
+    embedded = settings.backend == "milvus" and settings.milvus_uri.endswith(".db")
+    if embedded and settings.workers > 1:
+        raise ConfigError(
+            f"QA_MILVUS_URI={settings.milvus_uri} is an embedded milvus-lite file, which one "
+            "process owns; with several workers run a Milvus server (or `python -m milvus_lite "
+            "server --data-dir DIR`) and set QA_MILVUS_URI=http://host:port"
+        )
     if not args.no_ingest:
         outcome = _run_ingest(settings, [], strict=False, rebuild=False, quiet=False)
         print(
