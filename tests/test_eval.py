@@ -370,7 +370,11 @@ def test_quality_floor_on_gold_set(
 def test_translated_questions_are_the_english_dev_questions() -> None:
     gold = {q.id: q for q in load_gold(GOLD)}
     translated = load_gold(TRANSLATED)
-    english_dev = {q.id for q in gold.values() if q.lang == "en" and q.split == "dev"}
+    # The translations cover the English dev questions of g001-g196; the fresh English
+    # questions (issue 19, tag "fresh") came later and are not translated.
+    english_dev = {
+        q.id for q in gold.values() if q.lang == "en" and q.split == "dev" and "fresh" not in q.tags
+    }
     assert {q.id for q in translated} == {f"{i}-{lang}" for i in english_dev for lang in LANGS}
     for question in translated:
         original = gold[question.id.rsplit("-", 1)[0]]
