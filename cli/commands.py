@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="parse, chunk and embed with Ray Data: a local Ray of QA_INGEST_THREADS workers, "
+        "or the cluster at ADDRESS (auto, host:6379, ray://host:10001); put it after PATHS",
+    )
     p.set_defaults(run=_ingest)
 
     p = commands.add_parser("search", help="ask a question")
@@ -134,6 +142,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         rebuild=args.rebuild,
         quiet=args.quiet,
         prune=args.prune,
+        ray=args.ray,
     )
     build = outcome.build
     print(
@@ -183,8 +192,9 @@ def _run_ingest(
     rebuild: bool,
     quiet: bool,
     prune: bool = False,
+    ray: str | None = None,
 ) -> IngestOutcome:
-    with closing(_ProgressBar(quiet)) as progress:
+    with closing(_ProgressBar(quiet)) as progress, _ray(ray, settings) as cluster:
         outcome = ingest(
             settings,
             paths,
@@ -193,6 +203,8 @@ def _run_ingest(
             prune=prune,
             progress=progress,
             announce=_announce,
+            read=cluster.read if cluster else None,
+            embed=cluster.embed if cluster else None,
         )
     for error in outcome.ingest.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -200,6 +212,15 @@ def _run_ingest(
         for warning in document.warnings:
             print(f"warning: {document.source_path}: {warning}", file=sys.stderr)
     return outcome
+
+
+def _ray(address: str | None, settings: Settings) -> AbstractContextManager[Any]:
+    """``--ray``: Ray parses, chunks and embeds (``qa.distributed``); else nothing (None)."""
+    if address is None:
+        return nullcontext()
+    from qa.distributed import ray_ingest
+
+    return ray_ingest(address, workers=settings.ingest_threads)
 
 
 class _ProgressBar:

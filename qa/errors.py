@@ -9,6 +9,7 @@ QAError
 ├── IndexCorruptError       the index files are unreadable or inconsistent
 ├── IndexLockedError        another build holds the index directory
 ├── BackendUnavailableError the index's store (a Milvus server) cannot be reached or failed
+├── DistributedError        the Ray cluster of `qa ingest --ray` cannot be reached or failed
 ├── DocumentNotFoundError   an unknown doc_id was requested
 ├── InvalidQueryError       a question or option the retriever cannot serve
 └── UpstreamError           the model server (QA_LLM_BASE_URL) failed or answered garbage
@@ -61,6 +62,10 @@ class BackendUnavailableError(QAError):
         super().__init__(f"index store {uri}: {reason}")
         self.uri = uri
         self.reason = reason
+
+
+class DistributedError(QAError):
+    """``qa ingest --ray``: the cluster cannot be reached, or its workers failed for good."""
 
 
 class DocumentNotFoundError(QAError):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qa import threads as compute_threads
-from qa.build import BuildReport, ProgressCallback, build_index
+from qa.build import BuildReport, EmbedUnits, ProgressCallback, build_index
 from qa.chunk import ChunkerSettings
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
@@ -20,7 +20,7 @@ from qa.index import (
     load_index,
     read_manifest,
 )
-from qa.ingest import IngestReport, ingest_paths
+from qa.ingest import IngestReport, ReadFiles, ingest_paths
 from qa.retrieve import RetrievalSettings, Retriever
 from qa.store import Store
 from qa.types import Document
@@ -69,7 +69,12 @@ class IngestOutcome:
 
 
 def plan_ingest(
-    settings: Settings, paths: Sequence[Path] = (), *, prune: bool = False, strict: bool = False
+    settings: Settings,
+    paths: Sequence[Path] = (),
+    *,
+    prune: bool = False,
+    strict: bool = False,
+    read: ReadFiles | None = None,
 ) -> IngestPlan:
     """Read ``paths`` (default: the corpus directory) and decide what the next index holds.
 
@@ -77,7 +82,8 @@ def plan_ingest(
     (another folder, a file that failed to parse this time, a file since deleted) is kept as
     it was indexed. Only ``prune`` makes the index mirror exactly the files read.
     """
-    report = ingest_paths(list(paths) or [settings.corpus_dir], settings.corpus_dir, strict=strict)
+    roots = list(paths) or [settings.corpus_dir]
+    report = ingest_paths(roots, settings.corpus_dir, strict=strict, read=read)
     fresh = {d.doc_id: d for d in report.documents}
     if prune:  # the old documents are not needed, only their names (from the manifest)
         removing = sorted(set(indexed_doc_ids(settings.index_dir)) - set(fresh))
@@ -100,11 +106,14 @@ def ingest(
     prune: bool = False,
     progress: ProgressCallback | None = None,
     announce: Callable[[IngestPlan], None] | None = None,
+    read: ReadFiles | None = None,
+    embed: EmbedUnits | None = None,
 ) -> IngestOutcome:
     """Add or update the documents under ``paths`` (default: the corpus directory); with
     ``prune``, also remove every indexed document not among them. ``announce`` sees the plan
-    (what will be removed) before anything is embedded or written."""
-    plan = plan_ingest(settings, paths, prune=prune, strict=strict)
+    (what will be removed) before anything is embedded or written. ``read`` and ``embed`` say
+    where files are parsed, chunked and embedded (``qa.distributed``: on a Ray cluster)."""
+    plan = plan_ingest(settings, paths, prune=prune, strict=strict, read=read)
     if announce is not None:
         announce(plan)
     build = build_index(
@@ -115,6 +124,7 @@ def ingest(
         rebuild=rebuild,
         progress=progress,
         workers=settings.ingest_threads,
+        embed=embed,
     )
     published = False
     if settings.backend == "milvus":
