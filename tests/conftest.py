@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.embed.hashing import HashingEmbedder
 from qa.retrieve import Retriever
-from qa.service import ingest, open_embedder, open_retriever
+from qa.service import ingest, open_embedder, open_retriever, publish_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_TITLE = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構"
@@ -98,17 +99,74 @@ def corpus_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def corpus_retriever(corpus_settings: Settings, use_embedder: Embedder) -> Retriever:
+def local_retriever(corpus_settings: Settings, use_embedder: Embedder) -> Retriever:
     """The bundled corpus, indexed with the real model in a temporary directory."""
     ingest(corpus_settings, embedder=use_embedder, strict=True)
     return open_retriever(corpus_settings, use_embedder)
 
 
 @pytest.fixture(scope="session")
-def client(corpus_settings: Settings, corpus_retriever: Retriever) -> Iterator[TestClient]:
-    app = create_app(corpus_settings, embedder=corpus_retriever.embedder)
+def corpus_retriever(local_retriever: Retriever) -> Retriever:
+    return local_retriever
+
+
+@pytest.fixture(scope="session")
+def client(corpus_settings: Settings, local_retriever: Retriever) -> Iterator[TestClient]:
+    app = create_app(corpus_settings, embedder=local_retriever.embedder)
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def milvus_settings(
+    corpus_settings: Settings, local_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """The bundled corpus's index published to an embedded milvus-lite in a temporary file."""
+    uri = tmp_path_factory.mktemp("milvus") / "qa.db"
+    settings = corpus_settings.with_(backend="milvus", milvus_uri=str(uri))
+    assert publish_generation(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def milvus_retriever(milvus_settings: Settings, use_embedder: Embedder) -> Retriever:
+    return open_retriever(milvus_settings, use_embedder)
+
+
+@pytest.fixture(scope="session")
+def milvus_client(milvus_settings: Settings, milvus_retriever: Retriever) -> Iterator[TestClient]:
+    app = create_app(milvus_settings, embedder=milvus_retriever.embedder)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+BACKENDS = ("local", "milvus")
+
+
+def contract_backends() -> tuple[Any, Any, Any]:
+    """Fixtures a contract test module takes as its own (``backend, client, corpus_retriever =
+    contract_backends()``): each of its tests then runs once per backend, the local generation
+    folder and the same generation published to Milvus."""
+
+    @pytest.fixture(name="backend", scope="module", params=BACKENDS)
+    def backend(request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture(name="corpus_retriever", scope="module")
+    def retriever(
+        request: pytest.FixtureRequest, backend: str, local_retriever: Retriever
+    ) -> Retriever:
+        if backend == "local":
+            return local_retriever
+        return request.getfixturevalue("milvus_retriever")  # type: ignore[no-any-return]
+
+    @pytest.fixture(name="client", scope="module")
+    def client(request: pytest.FixtureRequest, backend: str, client: TestClient) -> TestClient:
+        if backend == "local":
+            return client
+        return request.getfixturevalue("milvus_client")  # type: ignore[no-any-return]
+
+    return backend, client, retriever
 
 
 @pytest.fixture

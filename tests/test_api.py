@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CHAPTER, CORPUS, GOLD, NEWS, free_port, stop_process
+from conftest import CHAPTER, CORPUS, GOLD, NEWS, contract_backends, free_port, stop_process
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -50,6 +50,9 @@ GOLD_ROWS: list[dict[str, Any]] = [
     json.loads(line) for line in GOLD.read_text("utf-8").splitlines() if line.strip()
 ]
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
+
+# Every test here runs against the local store and the same index published to Milvus.
+backend, client, corpus_retriever = contract_backends()
 
 
 def _search(client: TestClient, question: str, **options: Any) -> dict[str, Any]:

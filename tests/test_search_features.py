@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CHAPTER, GOLD, NEWS
+from conftest import CHAPTER, GOLD, NEWS, contract_backends
 from fastapi.testclient import TestClient
 
 from qa.answerable import MISSING_QUANTITY_CONFIDENCE, asked_quantities
@@ -15,6 +15,9 @@ from qa.retrieve import Retriever
 from qa.types import Heading
 
 STEEL = "第六章 川普 2.0 時代的日本製造業供應鏈安全重構 > 參、跨國併購與鋼鐵戰略自主"
+
+# Every test here runs against the local store and the same index published to Milvus.
+backend, client, corpus_retriever = contract_backends()
 
 
 def test_doc_id_filter(corpus_retriever: Retriever) -> None:
