@@ -119,7 +119,9 @@ class RayIngest:
     def _rows(self, dataset: Any) -> Iterator[dict[str, Any]]:
         """The dataset's rows in order; Ray's failures as one ``DistributedError``."""
         try:
-            yield from dataset.iter_rows()
+            with warnings.catch_warnings():  # Ray Data's hints on concurrency and blocks
+                warnings.simplefilter("ignore")
+                yield from dataset.iter_rows()
         except self._ray.exceptions.RayError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DistributedError(f"Ray workers failed: {first}") from exc
