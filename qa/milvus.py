@@ -59,6 +59,7 @@ from qa.types import Document
 _T = TypeVar("_T")
 _PIECE_CHARS = 16_000  # a VARCHAR holds 65,535 bytes; 16k characters of any script fit
 _BATCH = 512  # entities per insert call
+_SCAN = 2048  # chunk entities per query when loading
 _MAX_RUNS = 64  # a filter of more runs of rows is sent as a list of rows
 _FILES = ("manifest.json", "documents.jsonl")
 _VOCABULARY = "vocabulary.json"
@@ -409,19 +410,15 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
 
 
 def _scan_chunks(target: MilvusTarget, client: Any, collection: str) -> Iterator[dict[str, Any]]:
+    """Every chunk entity, read by ranges of rows (the primary key runs 0..n-1)."""
     fields = ["row", "text", "meta", "hubness", "sentence_start", "sentence_end"]
-    iterator = _call(
-        target,
-        lambda: client.query_iterator(collection, batch_size=1000, output_fields=fields),
-    )
-    try:
-        while True:
-            batch = _call(target, iterator.next)
-            if not batch:
-                return
-            yield from batch
-    finally:
-        iterator.close()
+    total = _count(target, client, collection)
+    for start in range(0, total, _SCAN):
+        expression = f"row >= {start} and row < {start + _SCAN}"
+        yield from _call(
+            target,
+            partial(client.query, collection, filter=expression, output_fields=fields),
+        )
 
 
 def _row_filter(allowed: npt.NDArray[np.int64] | None) -> str:
