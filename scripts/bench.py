@@ -202,14 +202,17 @@ def child_queries(
 ) -> dict[str, Any]:
     """Server-like RSS, then per-stage latency and the raw components, idle (and busy)."""
     from qa.config import Settings
+    from qa.index import Index
     from qa.service import open_retriever
 
     retriever = open_retriever(Settings(index_dir=index_dir, threads=threads))
+    index = retriever.index
+    assert isinstance(index, Index)  # the local store: its FAISS index and arrays are timed
     retriever.embedder.encode_queries(["warm up"])
     rss = proc_status("VmRSS")
     retriever.warm_up()
     questions = load_questions(GOLD)
-    raw_bm25 = bm25s_of(retriever.index)
+    raw_bm25 = bm25s_of(index)
     vocabulary = raw_bm25.vocab_dict
     vectors = retriever.embedder.encode_queries(questions)
     terms = []
@@ -218,7 +221,7 @@ def child_queries(
         analysed = [*query.terms, *query.translations] if query is not None else []
         terms.append([t for t in analysed if t in vocabulary])
     size = len(retriever.index.chunks)
-    encode, dense = retriever.embedder.encode_queries, retriever.index.dense
+    encode, dense = retriever.embedder.encode_queries, index.dense
 
     def bm25_alone(known: list[str]) -> None:
         if not known:
@@ -252,9 +255,9 @@ def child_queries(
         with busy_core(True):
             result["loads"]["busy"] = measure()
     if dump is not None:  # the largest index's real vectors, for the search-side set
-        dense = retriever.index.dense
+        dense = index.dense
         np.save(dump / "chunks.npy", np.asarray(dense.reconstruct_n(0, dense.ntotal), np.float32))
-        np.save(dump / "sentences.npy", np.asarray(retriever.index.sentence_vectors, np.float32))
+        np.save(dump / "sentences.npy", np.asarray(index.sentence_vectors, np.float32))
         np.save(dump / "questions.npy", np.asarray(vectors, np.float32))
     return result
 
