@@ -267,3 +267,35 @@ def test_server_reachable_over_http_serves_the_same_as_the_file(
         a = open_retriever(over_http, embedder).search(question, mode="hybrid")
         b = open_retriever(in_file, embedder).search(question, mode="hybrid")
         assert [h.row for h in a.hits] == [h.row for h in b.hits]
+
+
+def test_ray_ingest_publishes_to_milvus_what_a_single_process_builds(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    """`qa ingest --ray` (a child process with its own local Ray) with QA_BACKEND=milvus: the
+    served Milvus generation answers as an index built in one process on the local store."""
+    pytest.importorskip("ray")
+    uri = str(tmp_path / "m.db")
+    env = {
+        **ENV,
+        "QA_CORPUS_DIR": str(small_corpus),
+        "QA_INDEX_DIR": str(tmp_path / "index"),
+        "QA_EMBED_MODEL": "hash:64",
+        "QA_INGEST_THREADS": "2",
+        "QA_BACKEND": "milvus",
+        "QA_MILVUS_URI": uri,
+    }
+    command = [sys.executable, "-m", "cli", "ingest", "--quiet", "--ray"]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "published gen-" in done.stdout
+    embedder = HashingEmbedder(64)
+    single = _hash_settings(small_corpus, tmp_path / "single", "", backend="local")
+    ingest(single, embedder=embedder)
+    milvus = _hash_settings(small_corpus, tmp_path, uri)
+    served, local = open_retriever(milvus, embedder), open_retriever(single, embedder)
+    for question in ("稀土", "Nippon Steel bought U.S. Steel", "レアアース 調達"):
+        for mode in ("dense", "lexical", "hybrid"):
+            a, b = local.search(question, mode=mode), served.search(question, mode=mode)
+            assert [(h.citation, h.text) for h in b.hits] == [(h.citation, h.text) for h in a.hits]
+            assert [h.score for h in b.hits] == pytest.approx([h.score for h in a.hits], abs=1e-4)
