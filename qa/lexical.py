@@ -77,6 +77,11 @@ def fold(text: str) -> str:
     return str(_converter().convert(text))
 
 
+def han_words(text: str) -> list[str]:
+    """jieba's words of ``text`` in its precise mode (no overlapping sub-words); fold first."""
+    return list(_jieba().cut(text))
+
+
 def analyze(text: str) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN_RUNS.finditer(fold(text)):

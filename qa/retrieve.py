@@ -18,8 +18,10 @@ from qa.chunk import sentence_spans
 from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
+from qa.lexicon import mine_lexicon
 from qa.passages import Span, citation_for, context_around, overlaps
 from qa.query import analyze_query
+from qa.scripts import has_kana
 from qa.store import Store
 from qa.threads import apply as apply_thread_limits
 from qa.types import (
@@ -93,6 +95,10 @@ class ExpansionSettings:
     # CC-CEDICT translations of English questions and the Traditional forms of Japanese kanji:
     # otherwise neither can match the corpus's Chinese words.
     cross_lingual: bool = True
+    # The kana terms (kana bigrams, particles) of a question with kana in its lexical query. In a
+    # Chinese corpus they match only Japanese footnote titles, which then outrank the body text
+    # the question's kanji and translations find; for a corpus written in Japanese, set it.
+    kana_terms: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,8 @@ class Retriever:
             return None
         with self._expander_lock:
             if self._expander is None:
-                self._expander = Expander(self.index.lexical.vocabulary)
+                lexicon = mine_lexicon(self.index.documents.values())
+                self._expander = Expander(self.index.lexical.vocabulary, lexicon=lexicon)
         return self._expander
 
     def search(
@@ -393,7 +400,10 @@ class Retriever:
         self, query: Query, depth: int, allowed: npt.NDArray[np.int64] | None
     ) -> dict[int, float]:
         """BM25 scores of the ``depth`` best rows (among ``allowed``), best first."""
-        return self.index.lexical.top([*query.terms, *query.translations], depth, allowed)
+        terms = query.terms
+        if query.script == "kana" and not self.settings.expansion.kana_terms:
+            terms = tuple(t for t in terms if not has_kana(t))
+        return self.index.lexical.top([*terms, *query.translations], depth, allowed)
 
     def _fuse(
         self, query: Query, dense: dict[int, float], lexical: dict[int, float]

@@ -29,6 +29,8 @@ _CJK_BLOCKS = "\u2e80-\u9fff"
 
 HAN = _HAN_MAIN + _HAN_COMPAT
 KANA = "\u3040-\u30ff\u31f0-\u31ff"
+# Katakana letters and the prolonged sound mark (no middle dot): the script of Japanese loanwords.
+KATAKANA = "\u30a1-\u30fa\u30fc\u31f0-\u31ff"
 HANGUL = "\uac00-\ud7af"
 LATIN = "A-Za-z\uff21-\uff3a\uff41-\uff5a"
 WIDE = _CJK_BLOCKS + HANGUL + _HAN_COMPAT + _FULLWIDTH
