@@ -12,7 +12,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Collection, Container, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -400,7 +400,13 @@ class LexicalIndex:
 
     def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
         """IDF of each distinct analyzed term; a term the corpus lacks gets the highest IDF."""
-        return idf_of(terms, self._vocab, self.document_frequencies(), self._size)
+        return idf_of(terms, self._vocab, self._doc_freq, self._size)
+
+    def _doc_freq(self, column: int) -> int:
+        """How many chunks hold term ``column`` (0 for an id without a column)."""
+        if column >= self._columns:
+            return 0
+        return int(self._indptr[column + 1] - self._indptr[column])
 
     def document_frequencies(self) -> npt.NDArray[np.int64]:
         """How many chunks hold each term, by term id (ids past the end: none)."""
@@ -439,14 +445,14 @@ class LexicalIndex:
 
 
 def idf_of(
-    terms: Sequence[str], vocab: dict[str, int], doc_freq: npt.NDArray[np.int64], size: int
+    terms: Sequence[str], vocab: dict[str, int], doc_freq: Callable[[int], int], size: int
 ) -> dict[str, float]:
     """BM25's IDF of each distinct term, ``log(1 + (n - df + 0.5) / (df + 0.5))``; a term the
-    corpus lacks (df 0) gets the highest."""
+    corpus lacks (df 0) gets the highest. ``doc_freq`` is asked only for these terms' ids."""
     weights = {}
     for term in set(terms):
         index = vocab.get(term)
-        df = int(doc_freq[index]) if index is not None and index < len(doc_freq) else 0
+        df = doc_freq(index) if index is not None else 0
         weights[term] = math.log(1 + (size - df + 0.5) / (df + 0.5))
     return weights
 

@@ -494,7 +494,10 @@ class MilvusLexical:
         return [(self._vocab.get(term), idf) for term, idf in self.weights_of(terms).items()]
 
     def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
-        return idf_of(terms, self._vocab, self._doc_freq, self._size)
+        return idf_of(terms, self._vocab, self._df, self._size)
+
+    def _df(self, column: int) -> int:
+        return int(self._doc_freq[column]) if column < len(self._doc_freq) else 0
 
     def term_ids_of(self, row: int) -> set[int]:
         client = _client(self._target)
