@@ -22,12 +22,13 @@ this package and the model installed, and see the driver's files only as the byt
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import socket
 import warnings
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ from qa.build import Unit, _reloadable, _worker_encode, _worker_start, document_
 from qa.chunk import ChunkerSettings
 from qa.embed import Embedder
 from qa.errors import ConfigError, DependencyMissingError, DistributedError, DocumentParseError
+from qa.index import document_row, documents_from_rows
 from qa.ingest import Source, parse_source, read_source
-from qa.types import Document
+from qa.types import Chunk, Document
 
 LOCAL = "local"  # a Ray instance of this process's own, started and stopped by the ingest
 _MAX_BLOCKS = 1_000  # one block per file or document, up to this many
@@ -64,9 +66,7 @@ class RayIngest:
             except DocumentParseError as exc:
                 sources.append(exc)
         items = [
-            {"position": i, "source": pickle.dumps(s)}
-            for i, s in enumerate(sources)
-            if isinstance(s, Source)
+            {"position": i, **asdict(s)} for i, s in enumerate(sources) if isinstance(s, Source)
         ]
         parsed = self._rows(self._dataset(items).map(_parse_row)) if items else iter(())
         for path, source in zip(listed, sources, strict=True):
@@ -74,8 +74,10 @@ class RayIngest:
                 yield path, source
                 continue
             row = next(parsed)
-            document, error = pickle.loads(row["result"])
-            yield path, document if error is None else DocumentParseError(*error)
+            if row["error_reason"]:
+                yield path, DocumentParseError(row["error_path"], row["error_reason"])
+            else:
+                yield path, documents_from_rows([json.loads(row["document"])])[0]
 
     def embed(
         self,
@@ -93,7 +95,10 @@ class RayIngest:
             )
         from ray.data import ActorPoolStrategy
 
-        items = [{"position": i, "document": pickle.dumps(d)} for i, d in enumerate(documents)]
+        items = [
+            {"position": i, "document": json.dumps(document_row(d), ensure_ascii=False)}
+            for i, d in enumerate(documents)
+        ]
         units = self._dataset(items).flat_map(
             _chunk_row,
             fn_kwargs={"chunker": chunker},
@@ -108,9 +113,12 @@ class RayIngest:
             num_cpus=1,
         )
         for row in self._rows(embedded):
-            chunks, ranges, texts, last, chars, vectors = pickle.loads(row["unit"])
-            unit = Unit(documents[row["position"]], chunks, ranges, texts, last, chars)
-            yield unit.embedded(vectors) if texts else unit
+            unit = _unit_from_json(documents[row["position"]], row["unit"])
+            if not unit.texts:
+                yield unit
+                continue
+            vectors = np.frombuffer(row["vectors"], dtype=np.float32)
+            yield unit.embedded(vectors.reshape(len(unit.texts), -1))
 
     def _dataset(self, items: list[dict[str, Any]]) -> Any:
         data = self._ray.data
@@ -212,23 +220,56 @@ def _quiet(ray: Any) -> None:
 # --- run on the workers ----------------------------------------------------------------------
 
 
+# Rows cross between the driver and the workers as JSON text, bytes and numbers (Arrow columns
+# Ray Data moves as they are): this code unpickles nothing.
+
+
 def _parse_row(row: dict[str, Any]) -> dict[str, Any]:
-    source: Source = pickle.loads(row["source"])
+    source = Source(
+        path=row["path"], doc_id=row["doc_id"], source_path=row["source_path"], raw=row["raw"]
+    )
     try:
-        result: tuple[Document | None, tuple[str, str] | None] = (parse_source(source), None)
-    except DocumentParseError as exc:  # its (path, reason), not the exception: it has no pickle
-        result = (None, (exc.path, exc.reason))
-    return {"position": row["position"], "result": pickle.dumps(result)}
+        document = json.dumps(document_row(parse_source(source)), ensure_ascii=False)
+        return {
+            "position": row["position"],
+            "document": document,
+            "error_path": "",
+            "error_reason": "",
+        }
+    except DocumentParseError as exc:
+        return {
+            "position": row["position"],
+            "document": "",
+            "error_path": exc.path,
+            "error_reason": exc.reason,
+        }
+
+
+def _unit_json(unit: Unit) -> str:
+    return json.dumps(
+        {
+            "chunks": [asdict(chunk) for chunk in unit.chunks],
+            "ranges": unit.ranges,
+            "texts": unit.texts,
+            "last": unit.last,
+            "chars": unit.chars,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _unit_from_json(document: Document, text: str) -> Unit:
+    data = json.loads(text)
+    chunks = [Chunk(**{**c, "footnotes": tuple(c["footnotes"])}) for c in data["chunks"]]
+    ranges = [(int(a), int(b)) for a, b in data["ranges"]]
+    return Unit(document, chunks, ranges, list(data["texts"]), bool(data["last"]), data["chars"])
 
 
 def _chunk_row(row: dict[str, Any], chunker: ChunkerSettings) -> list[dict[str, Any]]:
-    document: Document = pickle.loads(row["document"])
+    document = documents_from_rows([json.loads(row["document"])])[0]
     return [
-        {
-            "position": row["position"],
-            "unit": pickle.dumps((u.chunks, u.ranges, u.texts, u.last, u.chars)),
-        }
-        for u in document_units(document, chunker)
+        {"position": row["position"], "unit": _unit_json(unit)}
+        for unit in document_units(document, chunker)
     ]
 
 
@@ -240,9 +281,13 @@ class _EmbedUnits:
         _worker_start(model_id)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out = []
-        for payload in batch["unit"]:
-            chunks, ranges, texts, last, chars = pickle.loads(payload)
-            vectors = _worker_encode(texts) if texts else np.zeros((0, 0), np.float32)
-            out.append(pickle.dumps((chunks, ranges, texts, last, chars, vectors)))
-        return {"position": batch["position"], "unit": np.array(out, dtype=object)}
+        vectors = []
+        for text in batch["unit"]:
+            texts = json.loads(text)["texts"]
+            encoded = _worker_encode(texts) if texts else np.zeros((0, 0), np.float32)
+            vectors.append(np.ascontiguousarray(encoded, dtype=np.float32).tobytes())
+        return {
+            "position": batch["position"],
+            "unit": batch["unit"],
+            "vectors": np.array(vectors, dtype=object),
+        }
