@@ -335,15 +335,22 @@ def _verify(target: MilvusTarget, client: Any, base: str, generation: Path, inde
 
 
 def _read_file(target: MilvusTarget, client: Any, base: str, name: str) -> str:
-    rows = _call(
-        target,
-        lambda: client.query(
-            f"{base}_files", filter=f'name == "{name}"', output_fields=["part", "data"]
-        ),
-    )
+    """A stored file, its pieces read a page at a time (a query returns a bounded window)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        expression = f'name == "{name}" and part >= {len(rows)} and part < {len(rows) + _SCAN}'
+        page = _call(
+            target,
+            partial(
+                client.query, f"{base}_files", filter=expression, output_fields=["part", "data"]
+            ),
+        )
+        rows.extend(page)
+        if len(page) < _SCAN:
+            break
     if not rows:
         raise IndexCorruptError(f"{base}_files has no {name}")
-    rows = sorted(rows, key=lambda r: int(r["part"]))
+    rows.sort(key=lambda r: int(r["part"]))
     if [int(r["part"]) for r in rows] != list(range(len(rows))):
         raise IndexCorruptError(f"{base}_files: pieces of {name} are missing")
     return "".join(r["data"] for r in rows)
@@ -373,7 +380,9 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         raise IndexCorruptError(f"{base}_files: documents.jsonl does not match its checksum")
     documents = {
         d.doc_id: d
-        for d in documents_from_rows(json.loads(line) for line in documents_text.splitlines())
+        for d in documents_from_rows(
+            json.loads(line) for line in documents_text.split("\n") if line
+        )
     }
     vocabulary = json.loads(_read_file(target, client, base, _VOCABULARY))
     rows = sorted(_scan_chunks(target, client, f"{base}_chunks"), key=lambda r: int(r["row"]))

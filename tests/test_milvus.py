@@ -299,3 +299,19 @@ def test_ray_ingest_publishes_to_milvus_what_a_single_process_builds(
             a, b = local.search(question, mode=mode), served.search(question, mode=mode)
             assert [(h.citation, h.text) for h in b.hits] == [(h.citation, h.text) for h in a.hits]
             assert [h.score for h in b.hits] == pytest.approx([h.score for h in a.hits], abs=1e-4)
+
+
+def test_text_survives_the_round_trip_through_milvus(small_corpus: Path, tmp_path: Path) -> None:
+    """A line separator (U+2028, which str.splitlines splits on), markup and astral characters in
+    a document come back from Milvus exactly, and its chunks still slice it."""
+    odd = "稀土供應\u2028鏈的<script>alert(1)</script>風險 𠀋 與 Lynas 的合作。\n"
+    (small_corpus / "odd.txt").write_text(odd, "utf-8")
+    settings = _hash_settings(small_corpus, tmp_path, str(tmp_path / "m.db"))
+    embedder = HashingEmbedder(64)
+    ingest(settings, embedder=embedder)
+    served = open_retriever(settings, embedder)
+    local = open_retriever(settings.with_(backend="local"), embedder)
+    assert served.index.documents["odd"] == local.index.documents["odd"]
+    assert "\u2028" in served.index.documents["odd"].text
+    hit = served.search("Lynas 稀土", mode="lexical", doc_ids=["odd"]).hits[0]
+    assert "<script>" in hit.text and "\u2028" in hit.text
