@@ -81,6 +81,8 @@ def index_info(current: RetrieverDep) -> IndexPublic:
     manifest = current.index.manifest
     return IndexPublic(
         generation=current.index.generation,
+        backend=current.index.backend,
+        collection=current.index.collection,
         model=manifest["embed_model"],
         dimension=manifest["dimension"],
         documents=manifest["counts"]["documents"],

@@ -178,6 +178,10 @@ class DensePublic(BaseModel):
 
 class IndexPublic(BaseModel):
     generation: str
+    backend: str = Field(description='Where the index is served from: "local" or "milvus".')
+    collection: str | None = Field(
+        default=None, description="The Milvus alias served (QA_MILVUS_COLLECTION); null when local."
+    )
     model: str
     dimension: int
     documents: int

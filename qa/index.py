@@ -166,6 +166,14 @@ class Index:
     def generation(self) -> str:
         return self.path.name
 
+    @property
+    def backend(self) -> str:
+        return "local"
+
+    @property
+    def collection(self) -> str | None:
+        return None
+
     def sentences_of(self, row: int) -> Vectors:
         """The stored vectors of chunk ``row``'s sentences, as float32."""
         start, end = self.sentence_ranges[row]

@@ -406,7 +406,7 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         raise IndexCorruptError(f"{base}: {len(chunks)} chunks, {lexical.size} lexical rows")
     return MilvusIndex(
         target=target,
-        collection=base,
+        base=base,
         generation=generation,
         manifest=manifest,
         documents=documents,
@@ -534,7 +534,7 @@ class MilvusIndex:
     """A generation served from Milvus (``qa.store.Store``)."""
 
     target: MilvusTarget
-    collection: str  # the generation's collections are ``<collection>_<part>``
+    base: str  # the generation's collections are ``<base>_<part>``
     generation: str
     manifest: dict[str, Any]
     documents: dict[str, Document]
@@ -543,6 +543,14 @@ class MilvusIndex:
     hubness: Any
     sentence_ranges: Any
     lexical: MilvusLexical
+
+    @property
+    def backend(self) -> str:
+        return "milvus"
+
+    @property
+    def collection(self) -> str | None:
+        return self.target.name
 
     def dense_top(
         self, vector: Any, k: int, allowed: npt.NDArray[np.int64] | None
@@ -556,7 +564,7 @@ class MilvusIndex:
         found = _call(
             self.target,
             lambda: client.search(
-                f"{self.collection}_chunks",
+                f"{self.base}_chunks",
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 anns_field="dense",
                 limit=k,
@@ -592,7 +600,7 @@ class MilvusIndex:
         found = _call(
             self.target,
             lambda: client.get(
-                f"{self.collection}_sentences",
+                f"{self.base}_sentences",
                 ids=unique.tolist(),
                 output_fields=["vector"],
                 timeout=self.target.timeout,
@@ -600,7 +608,7 @@ class MilvusIndex:
         )
         by_row = {int(item["row"]): item["vector"] for item in found}
         if len(by_row) != len(unique):
-            raise IndexCorruptError(f"{self.collection}_sentences lacks sentence rows")
+            raise IndexCorruptError(f"{self.base}_sentences lacks sentence rows")
         vectors = np.asarray([by_row[i] for i in unique.tolist()], dtype=np.float32)
         return vectors[np.searchsorted(unique, wanted)]
 

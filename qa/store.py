@@ -92,6 +92,16 @@ class Store(Protocol):
     @property
     def generation(self) -> str: ...
 
+    @property
+    def backend(self) -> str:
+        """Where the generation is served from: "local" or "milvus"."""
+        ...
+
+    @property
+    def collection(self) -> str | None:
+        """The Milvus alias served (None for the local store)."""
+        ...
+
     def dense_top(
         self, vector: Any, k: int, allowed: npt.NDArray[np.int64] | None
     ) -> list[tuple[int, float]]:

@@ -489,10 +489,12 @@ def test_unknown_document_is_404_problem(client: TestClient) -> None:
     assert "no-such-document" in body["detail"]
 
 
-def test_index_info(client: TestClient, corpus_retriever: Retriever) -> None:
+def test_index_info(client: TestClient, corpus_retriever: Retriever, backend: str) -> None:
     response = client.get("/v1/index")
     assert response.status_code == 200
     info = response.json()
+    assert info["backend"] == backend
+    assert info["collection"] == (None if backend == "local" else "qa")
     assert info["model"] == "use-multilingual-v3"
     assert info["dimension"] == 512
     assert info["documents"] == 2
