@@ -174,13 +174,14 @@ def score_sentences(
     total = sum(w for _, w in terms) or 1.0
     asked = asked_quantities(result.question)
     candidates: list[Candidate] = []
-    for hit in result.hits[: settings.passages]:
-        if hit.row is None:
-            continue
-        chunk = index.chunks[hit.row]
+    placed = [(hit, hit.row) for hit in result.hits[: settings.passages] if hit.row is not None]
+    chunks = [index.chunks[row] for _, row in placed]
+    stored = retriever.sentence_vectors_of(
+        [(row, chunk.text) for (_, row), chunk in zip(placed, chunks, strict=True)]
+    )
+    for (hit, _), chunk, vectors in zip(placed, chunks, stored, strict=True):
         document = index.documents[chunk.doc_id]
         spans = sentence_spans(chunk.text)
-        vectors = retriever.sentence_vectors(hit.row, chunk.text)
         similarities = vectors @ np.asarray(vector, dtype=np.float32)
         headings = {h.char_start for h in document.headings}
         previous = 0.0

@@ -267,6 +267,23 @@ class Retriever:
                 return stored
         return self.embedder.encode_passages([text[a:b] for a, b in spans])
 
+    def sentence_vectors_of(self, passages: Sequence[tuple[int | None, str]]) -> list[Any]:
+        """``sentence_vectors`` of several (row, text) passages, the stored ones fetched in one
+        call (one request to Milvus, not one per passage)."""
+        rows = np.asarray([row for row, _ in passages if row is not None], dtype=np.int64)
+        stored: dict[int, Any] = {}
+        if len(rows):
+            vectors, counts = self.index.sentence_rows(rows)
+            parts = np.split(vectors, np.cumsum(counts)[:-1])
+            stored = dict(zip(rows.tolist(), parts, strict=True))
+        found = []
+        for row, text in passages:
+            kept = stored.get(row) if row is not None else None
+            if kept is None or len(kept) != len(sentence_spans(text)):
+                kept = self.sentence_vectors(None, text)
+            found.append(kept)
+        return found
+
     def document(self, doc_id: str) -> Document:
         try:
             return self.index.documents[doc_id]

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GOLD, free_port, stop_process
@@ -47,6 +48,33 @@ def test_same_rankings_flags_and_scores_as_the_local_store(
             for a, b in zip(local.hits, milvus.hits, strict=True):
                 assert b.score == pytest.approx(a.score, abs=1e-4), (row["id"], mode)
                 assert b.citation == a.citation and b.text == a.text
+
+
+def test_answers_are_the_local_ones_with_one_fetch_of_sentence_vectors(
+    corpus_retriever: Retriever, milvus_retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer stage reads the sentence vectors of all its passages in one Milvus call."""
+    from qa.answer import answer_question
+
+    fetched: list[int] = []
+    real = qa.milvus.MilvusIndex._sentences
+
+    def counted(self: qa.milvus.MilvusIndex, wanted: Any) -> Any:
+        fetched.append(len(wanted))
+        return real(self, wanted)
+
+    monkeypatch.setattr(qa.milvus.MilvusIndex, "_sentences", counted)
+    for question in (
+        "日本進口的重稀土對中國的依賴程度大概有多高？",
+        "How much did Nippon Steel pay for U.S. Steel?",
+        "日本製鉄はUSスチール買収にいくら払った？",
+    ):
+        local = answer_question(corpus_retriever, question)
+        fetched.clear()
+        milvus = answer_question(milvus_retriever, question)
+        assert (milvus.text, milvus.method) == (local.text, local.method)
+        assert [r.citation for r in milvus.references] == [r.citation for r in local.references]
+        assert len(fetched) == 2, fetched  # dense rescoring, then the answer stage
 
 
 def test_filters_are_sent_as_row_ranges() -> None:
