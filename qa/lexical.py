@@ -12,7 +12,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Container, Sequence
+from collections.abc import Collection, Container, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -227,7 +227,44 @@ class LexicalBuilder:
         return LexicalIndex(vocab, data, rows, indptr, size, chunk_terms, chunk_ptr)
 
 
-class LexicalIndex:
+class TermStatistics:
+    """The vocabulary (analysed term -> id), the number of chunks and each term's document
+    frequency: what question analysis and IDF need, whether the postings are here
+    (``LexicalIndex``) or in Milvus (``qa.milvus.MilvusLexical``)."""
+
+    _vocab: dict[str, int]
+    _size: int
+
+    def _doc_freq(self, column: int) -> int:
+        """How many chunks hold term ``column``."""
+        raise NotImplementedError
+
+    def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
+        """(term id or None when the corpus lacks it, IDF) for each distinct analyzed term."""
+        return [(self._vocab.get(term), idf) for term, idf in self.weights_of(terms).items()]
+
+    def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25's IDF, ``log(1 + (n - df + 0.5) / (df + 0.5))``, of each distinct analyzed
+        term; a term the corpus lacks (df 0) gets the highest. Only these terms' document
+        frequencies are looked up."""
+        weights = {}
+        for term in set(terms):
+            column = self._vocab.get(term)
+            df = self._doc_freq(column) if column is not None else 0
+            weights[term] = math.log(1 + (self._size - df + 0.5) / (df + 0.5))
+        return weights
+
+    @property
+    def vocabulary(self) -> Container[str]:
+        """The analyzed terms the index knows."""
+        return self._vocab.keys()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+class LexicalIndex(TermStatistics):
     """BM25 over analyzed chunk texts; row ``i`` is chunk ``i``."""
 
     def __init__(
@@ -394,14 +431,6 @@ class LexicalIndex:
                 scores[hit] += self._data[start + at[hit]]
         return scores
 
-    def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
-        """(term id or None when the corpus lacks it, IDF) for each distinct analyzed term."""
-        return [(self._vocab.get(term), idf) for term, idf in self.weights_of(terms).items()]
-
-    def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
-        """IDF of each distinct analyzed term; a term the corpus lacks gets the highest IDF."""
-        return idf_of(terms, self._vocab, self._doc_freq, self._size)
-
     def _doc_freq(self, column: int) -> int:
         """How many chunks hold term ``column`` (0 for an id without a column)."""
         if column >= self._columns:
@@ -423,7 +452,7 @@ class LexicalIndex:
         ``ptr[i]:ptr[i + 1]`` of the first two arrays (term ids ascending). A row's weights
         summed over a question's terms is ``scores_for_terms`` at that row: what a sparse
         inner-product search over these rows computes."""
-        doc_freq = np.diff(self._indptr)
+        doc_freq = self.document_frequencies()
         term_of_entry = np.repeat(np.arange(len(doc_freq), dtype=np.int32), doc_freq)
         order = np.argsort(self._rows, kind="stable")
         ptr = np.searchsorted(self._rows[order], np.arange(self._size + 1)).astype(np.int64)
@@ -433,28 +462,6 @@ class LexicalIndex:
         """Ids of the terms chunk ``row`` contains."""
         start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]
         return set(self._chunk_terms[start:end].tolist())
-
-    @property
-    def vocabulary(self) -> Container[str]:
-        """The analyzed terms the index knows."""
-        return self._vocab.keys()
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-
-def idf_of(
-    terms: Sequence[str], vocab: dict[str, int], doc_freq: Callable[[int], int], size: int
-) -> dict[str, float]:
-    """BM25's IDF of each distinct term, ``log(1 + (n - df + 0.5) / (df + 0.5))``; a term the
-    corpus lacks (df 0) gets the highest. ``doc_freq`` is asked only for these terms' ids."""
-    weights = {}
-    for term in set(terms):
-        index = vocab.get(term)
-        df = doc_freq(index) if index is not None else 0
-        weights[term] = math.log(1 + (size - df + 0.5) / (df + 0.5))
-    return weights
 
 
 def _above(scores: npt.NDArray[np.float32], depth: int) -> npt.NDArray[np.int64]:

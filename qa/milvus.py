@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Collection, Container, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,7 +53,7 @@ from qa.index import (
     iter_jsonl,
     open_generation,
 )
-from qa.lexical import idf_of
+from qa.lexical import TermStatistics
 from qa.types import Document
 
 _T = TypeVar("_T")
@@ -148,21 +148,22 @@ def publish(
     """Publish the local generation folder ``generation`` to Milvus and point the alias at it;
     False when it is already the one served. Collections of an unfinished publish (a killed
     ``qa ingest``) are dropped first: a generation is only ever served complete."""
-    if served_generation(target) == generation.name:
+    current = served_generation(target)
+    if current == generation.name:
         return False
     client = _client(target)
     index = open_generation(generation, model_id=model_id, dimension=dimension)
-    current = served_generation(target)
+    files = _file_texts(generation, index)
     keep = {_base(target, current)} if current else set()
     _drop_generations(target, client, keep)
     base = _base(target, generation.name)
     _create(target, client, base, index.dense.d, index.dense_info)
-    _insert_files(target, client, base, generation, index)
+    _insert_files(target, client, base, files)
     _insert_sentences(target, client, base, index, progress)
     _insert_chunks(target, client, base, index, progress)
     for part in ("files", "sentences", "chunks"):
         _call(target, partial(client.load_collection, f"{base}_{part}"))
-    _verify(target, client, base, generation, index)
+    _verify(target, client, base, index, files)
     if current is None:
         _call(target, lambda: client.create_alias(f"{base}_chunks", target.name))
     else:
@@ -238,11 +239,9 @@ def _file_texts(generation: Path, index: Index) -> dict[str, str]:
     return texts
 
 
-def _insert_files(
-    target: MilvusTarget, client: Any, base: str, generation: Path, index: Index
-) -> None:
+def _insert_files(target: MilvusTarget, client: Any, base: str, files: dict[str, str]) -> None:
     rows = []
-    for name, text in _file_texts(generation, index).items():
+    for name, text in files.items():
         for part, start in enumerate(range(0, max(len(text), 1), _PIECE_CHARS)):
             piece = text[start : start + _PIECE_CHARS]
             rows.append(
@@ -320,7 +319,9 @@ def _count(target: MilvusTarget, client: Any, collection: str) -> int:
     return int(found[0]["count(*)"])
 
 
-def _verify(target: MilvusTarget, client: Any, base: str, generation: Path, index: Index) -> None:
+def _verify(
+    target: MilvusTarget, client: Any, base: str, index: Index, files: dict[str, str]
+) -> None:
     """Entity counts and file contents as written, before the alias may move."""
     expected = {"chunks": len(index.chunks), "sentences": len(index.sentence_vectors)}
     for part, count in expected.items():
@@ -329,7 +330,7 @@ def _verify(target: MilvusTarget, client: Any, base: str, generation: Path, inde
             raise BackendUnavailableError(
                 target.uri, f"{base}_{part} holds {found} entities after publishing {count}"
             )
-    for name, text in _file_texts(generation, index).items():
+    for name, text in files.items():
         if _read_file(target, client, base, name) != text:
             raise BackendUnavailableError(target.uri, f"{base}_files: {name} differs once stored")
 
@@ -452,7 +453,7 @@ def _hits(found: Any) -> list[tuple[int, float]]:
     return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
 
 
-class MilvusLexical:
+class MilvusLexical(TermStatistics):
     """BM25 over the ``lexical`` sparse field: the question's known terms, counted, as a
     sparse query; IDF and vocabulary from the generation's stored vocabulary."""
 
@@ -465,7 +466,7 @@ class MilvusLexical:
         size: int,
     ) -> None:
         self._target, self._collection = target, collection
-        self._vocab, self._doc_freq, self._size = vocab, doc_freq, size
+        self._vocab, self._doc_freq_of, self._size = vocab, doc_freq, size
 
     def top(
         self,
@@ -476,7 +477,7 @@ class MilvusLexical:
         counts: dict[int, float] = {}
         for term in terms:
             column = self._vocab.get(term)
-            if column is not None and column < len(self._doc_freq) and self._doc_freq[column]:
+            if column is not None and self._doc_freq(column):
                 counts[column] = counts.get(column, 0.0) + 1.0
         if not counts or depth <= 0:
             return {}
@@ -499,14 +500,8 @@ class MilvusLexical:
         )
         return {row: score for row, score in _hits(found) if score > 0}
 
-    def term_weights(self, terms: Sequence[str]) -> list[tuple[int | None, float]]:
-        return [(self._vocab.get(term), idf) for term, idf in self.weights_of(terms).items()]
-
-    def weights_of(self, terms: Sequence[str]) -> dict[str, float]:
-        return idf_of(terms, self._vocab, self._df, self._size)
-
-    def _df(self, column: int) -> int:
-        return int(self._doc_freq[column]) if column < len(self._doc_freq) else 0
+    def _doc_freq(self, column: int) -> int:
+        return int(self._doc_freq_of[column]) if column < len(self._doc_freq_of) else 0
 
     def term_ids_of(self, row: int) -> set[int]:
         client = _client(self._target)
@@ -519,14 +514,6 @@ class MilvusLexical:
         if not found:
             return set()
         return {int(term) for term, weight in dict(found[0]["lexical"]).items() if weight}
-
-    @property
-    def vocabulary(self) -> Container[str]:
-        return self._vocab.keys()
-
-    @property
-    def size(self) -> int:
-        return self._size
 
 
 @dataclass(frozen=True)
