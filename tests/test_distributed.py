@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -211,10 +213,13 @@ def _embedding_actors() -> list[int]:
 def test_a_killed_worker_neither_corrupts_nor_half_publishes_the_index(
     local_ray: None, use_embedder: Embedder, tmp_path: Path
 ) -> None:
-    """SIGKILL to an embedding actor after the first unit is written (a 3x corpus: 16 units, so
-    work is left). Ray restarts it and retries its unit, and the index equals the
+    """SIGKILL to an embedding actor as soon as one has loaded its model (a 3x corpus: 16 units,
+    so work is left). Ray restarts it and retries its unit, and the index equals the
     single-process one; or, had Ray given up, the ingest fails, the generation served before
-    stays current and the same command resumes."""
+    stays current and the same command resumes.
+
+    A watcher thread kills, not the build's progress callback: on 2 busy cores the actors can
+    finish every unit, and be torn down, before the driver writes its first one."""
     corpus = tmp_path / "corpus"
     _bench_module().make_corpus(corpus, 3, 7, CORPUS)
     single = _settings(corpus, tmp_path / "single", "use-multilingual-v3")
@@ -223,21 +228,29 @@ def test_a_killed_worker_neither_corrupts_nor_half_publishes_the_index(
     ingest(settings.with_(embed_model="hash:64"), strict=True)  # what is served before
     before = _generation(settings.index_dir)
     killed: list[int] = []
+    done = threading.Event()
 
-    def kill_once(phase: str, done: int, total: int) -> None:
-        if phase == "embedding" and not killed:
-            pids = _embedding_actors()
-            assert pids, "no embedding actor alive"
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+    def kill_first_actor() -> None:
+        while not done.is_set():
+            pids = _embedding_actors()  # ALIVE: its constructor (the model load) has returned
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+            time.sleep(0.01)
 
+    watcher = threading.Thread(target=kill_first_actor, daemon=True)
+    watcher.start()
     try:
-        _ray_ingest(settings, embedder=use_embedder, progress=kill_once)
+        _ray_ingest(settings, embedder=use_embedder)
     except DistributedError:
         assert current_generation(settings.index_dir) == before  # nothing half-published
         assert list(settings.index_dir.glob(".staging-*/journal.json"))
         _ray_ingest(settings, embedder=use_embedder)  # resumes from the journal
-    assert killed, "the build never reported embedding progress"
+    finally:
+        done.set()
+        watcher.join()
+    assert killed, "no embedding actor was ever alive"
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)  # it really died
     assert current_generation(settings.index_dir) != before
