@@ -523,11 +523,11 @@ class _Encoder:
         self.embedder = embedder
         self.pool: ProcessPoolExecutor | None = None
         self.in_flight = 0
-        if workers > 1 and chars >= _POOL_MIN_CHARS and _reloadable(embedder):
+        if workers > 1 and chars >= _POOL_MIN_CHARS and reloadable(embedder):
             self.pool = ProcessPoolExecutor(
                 workers,
                 mp_context=get_context("spawn"),
-                initializer=_worker_start,
+                initializer=worker_start,
                 initargs=(embedder.model_id,),
             )
             self.in_flight = 2 * workers
@@ -535,7 +535,7 @@ class _Encoder:
     def submit(self, texts: list[str]) -> Any:
         if self.pool is None:
             return _encode_here(self.embedder, texts)
-        return self.pool.submit(_worker_encode, texts)
+        return self.pool.submit(worker_encode, texts)
 
     def result(self, job: Any) -> Vectors:
         if isinstance(job, Future):
@@ -555,7 +555,7 @@ def _encode_here(embedder: Embedder, texts: list[str]) -> Vectors:
     return embedder.encode_passages(texts)
 
 
-def _reloadable(embedder: Embedder) -> bool:
+def reloadable(embedder: Embedder) -> bool:
     """Can a worker process load this model by its id alone? Only our own backends can; a
     wrapper or test double is used where it is."""
     return type(embedder).__module__.startswith("qa.embed.")
@@ -564,7 +564,8 @@ def _reloadable(embedder: Embedder) -> bool:
 _worker_embedder: Embedder | None = None
 
 
-def _worker_start(model_id: str) -> None:
+def worker_start(model_id: str) -> None:
+    """Load the model once in a worker (a build's spawn process, a Ray actor), one thread."""
     global _worker_embedder
     from qa.threads import configure
 
@@ -572,6 +573,7 @@ def _worker_start(model_id: str) -> None:
     _worker_embedder = load_embedder(model_id, threads=1)
 
 
-def _worker_encode(texts: list[str]) -> npt.NDArray[np.float32]:
+def worker_encode(texts: list[str]) -> npt.NDArray[np.float32]:
+    """Embed passages with the model ``worker_start`` loaded in this process."""
     assert _worker_embedder is not None
     return _worker_embedder.encode_passages(texts)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.build import Unit, _reloadable, _worker_encode, _worker_start, document_units
+from qa.build import Unit, document_units, reloadable, worker_encode, worker_start
 from qa.chunk import ChunkerSettings
 from qa.embed import Embedder
 from qa.errors import ConfigError, DependencyMissingError, DistributedError, DocumentParseError
@@ -88,7 +88,7 @@ class RayIngest:
     ) -> Generator[Unit, None, None]:
         if not documents:
             return
-        if not _reloadable(embedder):
+        if not reloadable(embedder):
             raise ConfigError(
                 f"Ray workers load the model by its id; {embedder.model_id!r} is not one of "
                 "qa.embed's backends"
@@ -278,13 +278,13 @@ class _EmbedUnits:
     processes); each unit's texts embedded in one call, as a single-process build does."""
 
     def __init__(self, model_id: str) -> None:
-        _worker_start(model_id)
+        worker_start(model_id)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         vectors = []
         for text in batch["unit"]:
             texts = json.loads(text)["texts"]
-            encoded = _worker_encode(texts) if texts else np.zeros((0, 0), np.float32)
+            encoded = worker_encode(texts) if texts else np.zeros((0, 0), np.float32)
             vectors.append(np.ascontiguousarray(encoded, dtype=np.float32).tobytes())
         return {
             "position": batch["position"],

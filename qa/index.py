@@ -32,11 +32,11 @@ import numpy.typing as npt
 
 from qa.dense import DenseInfo, load_dense, vectors_of
 from qa.dense import search as dense_search
-from qa.embed import Vectors
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
+from qa.store import sentence_ids
 from qa.types import Block, Chunk, Document, Footnote, Heading
 
 SCHEMA_VERSION = 4
@@ -174,11 +174,6 @@ class Index:
     def collection(self) -> str | None:
         return None
 
-    def sentences_of(self, row: int) -> Vectors:
-        """The stored vectors of chunk ``row``'s sentences, as float32."""
-        start, end = self.sentence_ranges[row]
-        return np.asarray(self.sentence_vectors[int(start) : int(end)], dtype=np.float32)
-
     def dense_top(
         self, vector: Any, k: int, allowed: npt.NDArray[np.int64] | None
     ) -> list[tuple[int, float]]:
@@ -187,12 +182,9 @@ class Index:
     def sentence_rows(
         self, rows: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """All of ``rows``' sentence vectors in one gather (overlapping chunks share rows)."""
-        ranges = self.sentence_ranges[rows]
-        counts = (ranges[:, 1] - ranges[:, 0]).astype(np.int64)
-        owned = np.repeat(ranges[:, 0] - np.cumsum(counts) + counts, counts)
-        sentence_rows = owned + np.arange(int(counts.sum()))
-        return self.sentence_vectors[sentence_rows].astype(np.float32), counts
+        """All of ``rows``' sentence vectors in one gather of the memory-mapped float16 rows."""
+        ids, counts = sentence_ids(self.sentence_ranges, rows)
+        return self.sentence_vectors[ids].astype(np.float32), counts
 
     def check(self) -> None:
         """Files memory-mapped at load need nothing to answer."""

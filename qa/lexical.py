@@ -458,10 +458,10 @@ class LexicalIndex(TermStatistics):
         ptr = np.searchsorted(self._rows[order], np.arange(self._size + 1)).astype(np.int64)
         return term_of_entry[order], np.asarray(self._data)[order], ptr
 
-    def term_ids_of(self, row: int) -> set[int]:
-        """Ids of the terms chunk ``row`` contains."""
-        start, end = self._chunk_ptr[row], self._chunk_ptr[row + 1]
-        return set(self._chunk_terms[start:end].tolist())
+    def term_ids_of(self, rows: Sequence[int]) -> list[set[int]]:
+        """Ids of the terms each of chunk ``rows`` contains."""
+        ptr, terms = self._chunk_ptr, self._chunk_terms
+        return [set(terms[ptr[row] : ptr[row + 1]].tolist()) for row in rows]
 
 
 def _above(scores: npt.NDArray[np.float32], depth: int) -> npt.NDArray[np.int64]:

@@ -38,7 +38,6 @@ import numpy as np
 import numpy.typing as npt
 
 from qa.dense import DenseInfo, vectors_of
-from qa.embed import Vectors
 from qa.errors import (
     BackendUnavailableError,
     DependencyMissingError,
@@ -54,6 +53,7 @@ from qa.index import (
     open_generation,
 )
 from qa.lexical import TermStatistics
+from qa.store import sentence_ids
 from qa.types import Document
 
 _T = TypeVar("_T")
@@ -503,17 +503,24 @@ class MilvusLexical(TermStatistics):
     def _doc_freq(self, column: int) -> int:
         return int(self._doc_freq_of[column]) if column < len(self._doc_freq_of) else 0
 
-    def term_ids_of(self, row: int) -> set[int]:
+    def term_ids_of(self, rows: Sequence[int]) -> list[set[int]]:
+        if not rows:
+            return []
         client = _client(self._target)
         found = _call(
             self._target,
             lambda: client.get(
-                self._collection, ids=[row], output_fields=["lexical"], timeout=self._target.timeout
+                self._collection,
+                ids=sorted(set(rows)),
+                output_fields=["lexical"],
+                timeout=self._target.timeout,
             ),
         )
-        if not found:
-            return set()
-        return {int(term) for term, weight in dict(found[0]["lexical"]).items() if weight}
+        by_row = {
+            int(item["row"]): {int(t) for t, weight in dict(item["lexical"]).items() if weight}
+            for item in found
+        }
+        return [by_row.get(row, set()) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -566,17 +573,8 @@ class MilvusIndex:
     def sentence_rows(
         self, rows: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        ranges = self.sentence_ranges[rows]
-        counts = (ranges[:, 1] - ranges[:, 0]).astype(np.int64)
-        wanted = np.concatenate(
-            [np.arange(0, 0, dtype=np.int64)]
-            + [np.arange(a, b, dtype=np.int64) for a, b in ranges.tolist()]
-        )
-        return self._sentences(wanted), counts
-
-    def sentences_of(self, row: int) -> Vectors:
-        start, end = (int(v) for v in self.sentence_ranges[row])
-        return self._sentences(np.arange(start, end, dtype=np.int64))
+        ids, counts = sentence_ids(self.sentence_ranges, rows)
+        return self._sentences(ids), counts
 
     def _sentences(self, wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """The stored sentence vectors of sentence rows ``wanted`` (repeats allowed), in order."""

@@ -257,19 +257,10 @@ class Retriever:
             query=query,
         )
 
-    def sentence_vectors(self, row: int | None, text: str) -> Any:
-        """The vectors the index stored for the sentences of chunk ``row`` (embedded now when
-        there is no row, or the text no longer splits into as many sentences)."""
-        spans = sentence_spans(text)
-        if row is not None:
-            stored = self.index.sentences_of(row)
-            if len(stored) == len(spans):
-                return stored
-        return self.embedder.encode_passages([text[a:b] for a, b in spans])
-
     def sentence_vectors_of(self, passages: Sequence[tuple[int | None, str]]) -> list[Any]:
-        """``sentence_vectors`` of several (row, text) passages, the stored ones fetched in one
-        call (one request to Milvus, not one per passage)."""
+        """The vectors of each (row, text) passage's sentences: those the store keeps for the
+        rows, fetched in one call (one Milvus request, not one per passage), or embedded now
+        when there is no row or the text no longer splits into as many sentences."""
         rows = np.asarray([row for row, _ in passages if row is not None], dtype=np.int64)
         stored: dict[int, Any] = {}
         if len(rows):
@@ -278,9 +269,10 @@ class Retriever:
             stored = dict(zip(rows.tolist(), parts, strict=True))
         found = []
         for row, text in passages:
+            spans = sentence_spans(text)
             kept = stored.get(row) if row is not None else None
-            if kept is None or len(kept) != len(sentence_spans(text)):
-                kept = self.sentence_vectors(None, text)
+            if kept is None or len(kept) != len(spans):
+                kept = self.embedder.encode_passages([text[a:b] for a, b in spans])
             found.append(kept)
         return found
 
@@ -439,11 +431,10 @@ class Retriever:
         which would make any English question look answerable)."""
         weights = self.index.lexical.term_weights(query.terms)
         total = sum(w for _, w in weights)
-        best = 0.0
-        for row, _ in top if total else []:
-            present = self.index.lexical.term_ids_of(row)
-            best = max(best, sum(w for t, w in weights if t in present) / total)
-        return best
+        if not total or not top:
+            return 0.0
+        present = self.index.lexical.term_ids_of([row for row, _ in top])
+        return max(sum(w for t, w in weights if t in terms) / total for terms in present)
 
     def _hits(self, signals: Signals, top_k: int, context: int) -> tuple[Hit, ...]:
         """Best first; a chunk repeating text already shown (overlap, copied file) is dropped."""

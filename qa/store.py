@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from qa.dense import DenseInfo
-from qa.embed import Vectors
 from qa.types import Chunk, Document
 
 
@@ -38,7 +37,9 @@ class Lexical(Protocol):
 
     def weights_of(self, terms: Sequence[str]) -> dict[str, float]: ...
 
-    def term_ids_of(self, row: int) -> set[int]: ...
+    def term_ids_of(self, rows: Sequence[int]) -> list[set[int]]:
+        """The ids of the terms each of chunk ``rows`` contains (one request for all)."""
+        ...
 
     @property
     def vocabulary(self) -> Container[str]: ...
@@ -116,10 +117,17 @@ class Store(Protocol):
         many belong to each row."""
         ...
 
-    def sentences_of(self, row: int) -> Vectors:
-        """The stored vectors of chunk ``row``'s sentences, as float32."""
-        ...
-
     def check(self) -> None:
         """Raise ``BackendUnavailableError`` when the store cannot answer now (readiness)."""
         ...
+
+
+def sentence_ids(
+    ranges: Any, rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The sentence rows of chunk ``rows`` concatenated in row order (a sentence shared by two
+    overlapping chunks appears for each), and how many belong to each chunk row."""
+    spans = np.asarray(ranges[rows], dtype=np.int64).reshape(-1, 2)
+    counts = spans[:, 1] - spans[:, 0]
+    offsets = np.repeat(spans[:, 0] - np.cumsum(counts) + counts, counts)
+    return offsets + np.arange(int(counts.sum()), dtype=np.int64), counts

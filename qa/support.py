@@ -98,7 +98,7 @@ class Checker:
     claims: int = 0
     _terms: dict[int, set[str]] = field(default_factory=dict)
     _numbers: dict[int, set[float]] = field(default_factory=dict)
-    _vectors: dict[int, Any] = field(default_factory=dict)
+    _vectors: list[Any] | None = None  # every passage's sentence vectors, fetched at once
 
     def piece(self, reply: str, span: tuple[int, int, int]) -> str:
         """The text from the end of the last piece to the end of this sentence, checked."""
@@ -154,11 +154,10 @@ class Checker:
         return self._numbers[n]
 
     def _passage_vectors(self, n: int) -> Any:
-        if n not in self._vectors:
-            self._vectors[n] = self.retriever.sentence_vectors(
-                self.hits[n - 1].row, self.hits[n - 1].text
-            )
-        return self._vectors[n]
+        if self._vectors is None:
+            passages = [(hit.row, hit.text) for hit in self.hits]
+            self._vectors = self.retriever.sentence_vectors_of(passages)
+        return self._vectors[n - 1]
 
 
 def makes_claim(sentence: str) -> bool:

@@ -20,7 +20,6 @@ deployment), publishes the generation to it, and measures, each in a fresh proce
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import socket
@@ -31,6 +30,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from bench import child_ingest, make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,14 +83,6 @@ for question in questions:
 print(json.dumps({"chunks": len(store.chunks), "load_rss": after - before,
                   "p50_ms": float(np.median(times)), "calls": calls / len(questions)}))
 """
-
-
-def _bench_module() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -145,7 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=ROOT / "corpus", help="documents to copy")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    bench = _bench_module()
     work = Path(tempfile.mkdtemp(prefix="qa-bench-milvus-"))
     rows = []
     try:
@@ -156,9 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for source in sorted(args.source.glob("*.txt")):
                     shutil.copy2(source, corpus / source.name)
             else:
-                bench.make_corpus(corpus, size, 7 + size, args.source)
+                make_corpus(corpus, size, 7 + size, args.source)
             index_dir = work / f"index-{size}x"
-            bench.child_ingest(corpus, index_dir, 2)
+            child_ingest(corpus, index_dir, 2)
             port = _free_port()
             data = work / f"milvus-{size}x"
             command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data)]

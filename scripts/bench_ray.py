@@ -20,7 +20,6 @@ overhead, not speed-up.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import statistics
@@ -31,6 +30,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from bench import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = (
@@ -66,14 +67,6 @@ print(json.dumps({"chunks": outcome.build.chunks_total, "documents": len(outcome
 """
 
 
-def _bench_module() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def make_corpora(work: Path, source: Path, sizes: Sequence[int], seed: int) -> dict[int, Path]:
     """1x: the bundled documents copied as they are; Nx: scripts/bench.py's shuffled copies."""
     corpora: dict[int, Path] = {}
@@ -86,7 +79,7 @@ def make_corpora(work: Path, source: Path, sizes: Sequence[int], seed: int) -> d
             corpora[size] = plain
         else:
             corpora[size] = work / f"corpus-{size}x"
-            _bench_module().make_corpus(corpora[size], size, seed + size, plain)
+            make_corpus(corpora[size], size, seed + size, plain)
     return corpora
 
 

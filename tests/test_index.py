@@ -25,6 +25,7 @@ from qa.index import (
 from qa.ingest import ingest_paths
 from qa.retrieve import Retriever
 from qa.service import ingest
+from qa.store import sentence_ids
 from qa.types import Chunk
 
 
@@ -274,3 +275,13 @@ def test_unreadable_documents_refuse_to_drop_silently(small_corpus: Path, tmp_pa
     rebuilt = ingest(settings, embedder=HashingEmbedder(64), prune=True)
     assert {d.doc_id for d in rebuilt.plan.documents} == {"zh", "en", "sub/ja"}
     assert rebuilt.plan.removing == ()
+
+
+def test_sentence_ids_concatenate_each_rows_range_in_the_order_asked() -> None:
+    """Overlapping chunks share sentence rows, a chunk may have none, rows may repeat."""
+    ranges = np.array([[0, 3], [2, 5], [5, 5], [5, 7]], dtype=np.int64)
+    ids, counts = sentence_ids(ranges, np.array([1, 0, 2, 3, 1], dtype=np.int64))
+    assert ids.tolist() == [2, 3, 4, 0, 1, 2, 5, 6, 2, 3, 4]
+    assert counts.tolist() == [3, 3, 0, 2, 3]
+    empty, none = sentence_ids(ranges, np.array([], dtype=np.int64))
+    assert empty.tolist() == [] and none.tolist() == []

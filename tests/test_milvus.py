@@ -77,6 +77,26 @@ def test_answers_are_the_local_ones_with_one_fetch_of_sentence_vectors(
         assert len(fetched) == 2, fetched  # dense rescoring, then the answer stage
 
 
+def test_a_hybrid_question_costs_four_milvus_requests(
+    milvus_retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dense search, sparse search, the candidates' sentence vectors, and the top passages'
+    terms for ``answerable``: each one request, however many passages are involved."""
+    requests: list[str] = []
+    real = qa.milvus._call
+
+    def counted(target: Any, action: Any) -> Any:
+        requests.append(getattr(action, "__qualname__", repr(action)))
+        return real(target, action)
+
+    monkeypatch.setattr(qa.milvus, "_call", counted)
+    for question in ("日本進口的重稀土對中國的依賴程度大概有多高？", "Nippon Steel acquisition"):
+        requests.clear()
+        result = milvus_retriever.search(question, top_k=5, mode="hybrid")
+        assert len(result.hits) == 5
+        assert len(requests) == 4, requests
+
+
 def test_filters_are_sent_as_row_ranges() -> None:
     import numpy as np
 
