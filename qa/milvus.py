@@ -386,16 +386,18 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         )
     }
     vocabulary = json.loads(_read_file(target, client, base, _VOCABULARY))
-    rows = sorted(_scan_chunks(target, client, f"{base}_chunks"), key=lambda r: int(r["row"]))
-    if [int(r["row"]) for r in rows] != list(range(len(rows))):
-        raise IndexCorruptError(f"{base}_chunks: chunk rows are not 0..{len(rows) - 1}")
-    chunks = ChunkTable(
-        ({**r["meta"], "text": r["text"]} for r in rows), documents, f"{base}_chunks"
-    )
-    hubness = np.asarray([float(r["hubness"]) for r in rows], dtype=np.float32)
-    ranges = np.asarray(
-        [(int(r["sentence_start"]), int(r["sentence_end"])) for r in rows], dtype=np.int64
-    ).reshape(-1, 2)
+    hubness: list[float] = []
+    ranges_of: list[tuple[int, int]] = []
+
+    def items() -> Iterator[dict[str, Any]]:
+        """Chunk rows in order, one scan batch at a time (never the whole table as dicts);
+        each row's hubness and sentence range kept on the way."""
+        for row in _scan_chunks(target, client, f"{base}_chunks"):
+            hubness.append(float(row["hubness"]))
+            ranges_of.append((int(row["sentence_start"]), int(row["sentence_end"])))
+            yield {**row["meta"], "text": row["text"]}
+
+    chunks = ChunkTable(items(), documents, f"{base}_chunks")
     lexical = MilvusLexical(
         target,
         f"{base}_chunks",
@@ -413,22 +415,28 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         documents=documents,
         chunks=chunks,
         dense_info=DenseInfo.from_dict(manifest["dense"]),
-        hubness=hubness,
-        sentence_ranges=ranges,
+        hubness=np.asarray(hubness, dtype=np.float32),
+        sentence_ranges=np.asarray(ranges_of, dtype=np.int64).reshape(-1, 2),
         lexical=lexical,
     )
 
 
 def _scan_chunks(target: MilvusTarget, client: Any, collection: str) -> Iterator[dict[str, Any]]:
-    """Every chunk entity, read by ranges of rows (the primary key runs 0..n-1)."""
+    """Every chunk entity in row order, read by ranges of rows; the primary key must run
+    0..n-1 without a gap (a half-written or altered collection is refused)."""
     fields = ["row", "text", "meta", "hubness", "sentence_start", "sentence_end"]
     total = _count(target, client, collection)
     for start in range(0, total, _SCAN):
         expression = f"row >= {start} and row < {start + _SCAN}"
-        yield from _call(
+        found = _call(
             target,
             partial(client.query, collection, filter=expression, output_fields=fields),
         )
+        batch = sorted(found, key=lambda r: int(r["row"]))
+        expected = list(range(start, min(start + _SCAN, total)))
+        if [int(r["row"]) for r in batch] != expected:
+            raise IndexCorruptError(f"{collection}: chunk rows are not 0..{total - 1}")
+        yield from batch
 
 
 def _row_filter(allowed: npt.NDArray[np.int64] | None) -> str:

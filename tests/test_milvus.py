@@ -21,7 +21,7 @@ import qa.milvus
 from api import create_app
 from qa.config import Settings
 from qa.embed.hashing import HashingEmbedder
-from qa.errors import BackendUnavailableError, ConfigError
+from qa.errors import BackendUnavailableError, ConfigError, IndexCorruptError
 from qa.milvus import MilvusTarget, _row_filter, served_generation
 from qa.retrieve import Retriever
 from qa.service import ingest, milvus_target, open_retriever, publish_generation
@@ -182,6 +182,19 @@ def test_a_publish_that_fails_midway_is_never_served(
     served = open_retriever(settings, embedder)
     assert "new" in served.index.documents
     assert len(_collections(settings)) == 6  # this generation's three and the previous three
+
+
+def test_a_chunks_collection_missing_a_row_is_refused(small_corpus: Path, tmp_path: Path) -> None:
+    """Loading streams the chunk rows in order and checks they run 0..n-1 without a gap."""
+    settings = _hash_settings(small_corpus, tmp_path, str(tmp_path / "m.db"))
+    embedder = HashingEmbedder(64)
+    built = ingest(settings, embedder=embedder)
+    assert len(open_retriever(settings, embedder).index.chunks) == built.build.chunks_total > 2
+    target = milvus_target(settings)
+    collection = f"qa_{built.build.generation.replace('-', '_')}_chunks"
+    qa.milvus._client(target).delete(collection, ids=[1])
+    with pytest.raises(IndexCorruptError, match=f"{collection}: chunk rows are not 0"):
+        open_retriever(settings, embedder)
 
 
 def test_unreachable_milvus_is_503_with_the_reason(tmp_path: Path) -> None:
