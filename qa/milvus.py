@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -386,15 +387,14 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         )
     }
     vocabulary = json.loads(_read_file(target, client, base, _VOCABULARY))
-    hubness: list[float] = []
-    ranges_of: list[tuple[int, int]] = []
+    hubness, ranges = array("f"), array("q")  # 4 and 16 bytes a chunk, not Python objects
 
     def items() -> Iterator[dict[str, Any]]:
         """Chunk rows in order, one scan batch at a time (never the whole table as dicts);
         each row's hubness and sentence range kept on the way."""
         for row in _scan_chunks(target, client, f"{base}_chunks"):
             hubness.append(float(row["hubness"]))
-            ranges_of.append((int(row["sentence_start"]), int(row["sentence_end"])))
+            ranges.extend((int(row["sentence_start"]), int(row["sentence_end"])))
             yield {**row["meta"], "text": row["text"]}
 
     chunks = ChunkTable(items(), documents, f"{base}_chunks")
@@ -415,8 +415,8 @@ def open_milvus(target: MilvusTarget, *, model_id: str, dimension: int) -> Milvu
         documents=documents,
         chunks=chunks,
         dense_info=DenseInfo.from_dict(manifest["dense"]),
-        hubness=np.asarray(hubness, dtype=np.float32),
-        sentence_ranges=np.asarray(ranges_of, dtype=np.int64).reshape(-1, 2),
+        hubness=np.frombuffer(hubness, dtype=np.float32),
+        sentence_ranges=np.frombuffer(ranges, dtype=np.int64).reshape(-1, 2),
         lexical=lexical,
     )
 
