@@ -29,6 +29,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from qa.ingest.structure import SUPERSCRIPTS
 from qa.lexical import analyze, fold, han_words
 from qa.scripts import HAN, KATAKANA
 from qa.types import Document
@@ -40,8 +41,7 @@ _KATAKANA_WORD = re.compile(f"[{KATAKANA}]{{3,}}")
 _HAN_WORD = re.compile(f"[{HAN}]{{2,}}")
 _SENTENCE_END = "。！？!?\n"
 # What may sit between a sentence's last word and its footnote marker.
-_SUPERSCRIPT_DIGITS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
-_BEFORE_MARKER = frozenset("。！？!?」』）)]” " + _SUPERSCRIPT_DIGITS)
+_BEFORE_MARKER = frozenset("。！？!?」』）)]” " + SUPERSCRIPTS)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def citing_sentence(document: Document, offset: int) -> str:
     while end > 0 and text[end - 1] in _BEFORE_MARKER:
         end -= 1
     start = max(text.rfind(mark, 0, end) for mark in _SENTENCE_END) + 1
-    return text[start:end].lstrip(_SUPERSCRIPT_DIGITS + " \n")
+    return text[start:end].lstrip(SUPERSCRIPTS + " \n")
 
 
 def mine_lexicon(documents: Iterable[Document]) -> Lexicon:
