@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
+from eval.squad import CONVERSIONS, SUITE
 from qa.config import MAX_WORKERS, Settings
 from qa.errors import ConfigError, QAError
 from qa.retrieve import MAX_TOP_K, retrieval_settings
@@ -120,6 +121,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--beir-split", default="test", help="BEIR qrels file (default: test)")
     p.add_argument("--index-out", type=Path, help="BEIR index directory (default: DIR/.qa-index)")
     p.add_argument("--work-dir", type=Path, help="BEIR documents (default: DIR/.qa-corpus)")
+    p.add_argument("--squad", type=Path, metavar="FILE", help="evaluate a SQuAD-format file")
+    p.add_argument(
+        "--questions", type=Path, metavar="FILE", help="--squad: take questions by id from FILE"
+    )
+    p.add_argument("--convert", choices=CONVERSIONS, help="--squad: convert articles with OpenCC")
+    p.add_argument(
+        "--suite", type=Path, metavar="DIR", help="run the dev suite of DIR (shared/benchmarks)"
+    )
+    p.add_argument("--cases", nargs="+", choices=list(SUITE), help="--suite: only these cases")
+    p.add_argument("--limit", type=int, help="--squad/--suite: ask N questions spread evenly")
+    p.add_argument("--out", type=Path, metavar="DIR", help="--squad/--suite: write runs, qrels")
+    p.add_argument(
+        "--against", type=Path, metavar="DIR", help="--squad/--suite: test against saved --out"
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="--squad/--suite: documents and indexes "
+        "(default: QA_EVAL_CACHE or ~/.cache/citeqa/eval)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--index", help="index directory (gold set)")
     p.add_argument(
@@ -228,14 +250,14 @@ class _ProgressBar:
     phase: embedding counts characters of text, the others chunks), unless ``quiet``; called
     as ``progress(phase, done, total)``. Short phases (a small corpus) draw nothing."""
 
-    _MINIMUM: ClassVar[dict[str, int]] = {"embedding": 100_000}  # characters; others: chunks
+    _MINIMUM: ClassVar[dict[str, int]] = {"embedding": 100_000, "asking": 200}
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bars: dict[str, Any] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.quiet or total < self._MINIMUM.get(phase, 20_000):
+        if self.quiet or total < self._MINIMUM.get(phase.split(" ")[0], 20_000):
             return
         bar = self.bars.get(phase)
         if bar is None:
@@ -243,7 +265,7 @@ class _ProgressBar:
 
             for other in self.bars.values():
                 other.close()
-            unit = "char" if phase == "embedding" else "chunk"
+            unit = {"embedding": "char", "asking": "q"}.get(phase.split(" ")[0], "chunk")
             bar = tqdm(total=total, unit=unit, unit_scale=True, desc=phase, file=sys.stderr)
             self.bars[phase] = bar
         bar.update(done - bar.n)
@@ -251,6 +273,47 @@ class _ProgressBar:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+
+
+def _eval_squad(args: argparse.Namespace, settings: Settings) -> int:
+    """``qa eval --squad FILE`` or ``--suite DIR``: open-corpus benchmarks (``eval.squad``)."""
+    from eval.squad import evaluate_squad, format_cases, load_squad, suite_case
+
+    if args.squad and args.suite:
+        raise ConfigError("give --squad FILE or --suite DIR, not both")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    if args.squad:
+        sets = [load_squad(args.squad, questions=args.questions, convert=args.convert)]
+    else:
+        sets = [suite_case(args.suite, case) for case in args.cases or SUITE]
+    reports = []
+    with closing(_ProgressBar(args.quiet)) as progress:
+        for squad in sets:
+            print(
+                f"{squad.name}: {len(squad.articles)} articles, {len(squad.questions)} questions",
+                file=sys.stderr,
+            )
+            reports.append(
+                evaluate_squad(
+                    squad,
+                    settings,
+                    args.modes,
+                    cache=args.cache,
+                    limit=args.limit,
+                    out=args.out,
+                    against=args.against,
+                    retrieval=retrieval_settings(args.fusion),
+                    progress=progress,
+                )
+            )
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], ensure_ascii=False, indent=2))
+    else:
+        print(format_cases(reports))
+    if args.out:
+        print(f"wrote runs and qrels under {args.out}", file=sys.stderr)
+    return 0
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
@@ -350,6 +413,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     stat_test = None if args.compare == "none" else args.compare
     retrieval = retrieval_settings(args.fusion)
+    if args.squad or args.suite:
+        return _eval_squad(args, settings)
     report: Report
     if args.beir:
         if args.write_baseline or args.split != "all":
