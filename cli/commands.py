@@ -119,8 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--beir", type=Path, metavar="DIR", help="evaluate a BEIR dataset instead")
     p.add_argument("--beir-split", default="test", help="BEIR qrels file (default: test)")
-    p.add_argument("--index-out", type=Path, help="BEIR index directory (default: DIR/.qa-index)")
-    p.add_argument("--work-dir", type=Path, help="BEIR documents (default: DIR/.qa-corpus)")
+    p.add_argument("--index-out", type=Path, help="BEIR index directory (default: in --cache)")
+    p.add_argument("--work-dir", type=Path, help="BEIR documents (default: in --cache)")
     p.add_argument("--squad", type=Path, metavar="FILE", help="evaluate a SQuAD-format file")
     p.add_argument(
         "--questions", type=Path, metavar="FILE", help="--squad: take questions by id from FILE"
@@ -427,6 +427,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                 split=args.beir_split,
                 index_dir=args.index_out,
                 workdir=args.work_dir,
+                cache=args.cache,
                 stat_test=stat_test,
                 progress=progress,
                 retrieval=retrieval,
@@ -449,7 +450,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     print(json_report(report) if args.json else format_report(report))
     if args.run_out:
         for mode, (path, lines) in write_run_files(report, args.run_out).items():
-            print(f"wrote {lines} {mode} run lines to {path}", file=sys.stderr)
+            what = "judgement" if mode == "qrels" else f"{mode} run"
+            print(f"wrote {lines} {what} lines to {path}", file=sys.stderr)
     if args.report:
         markdown, plot = write_report(report, args.report)
         print(f"wrote {markdown} and {plot}", file=sys.stderr)

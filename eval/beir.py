@@ -1,6 +1,7 @@
 """Evaluate on a BEIR-format dataset: corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
 
-Each corpus document becomes one Markdown file in a working directory (``# title`` heading,
+Each corpus document becomes one Markdown file in a working directory (by default in the
+evaluation cache, ``eval.squad.cache_root``, never in the dataset's folder) (``# title`` heading,
 then the text as one paragraph), which is ingested with the configured embedder into an index
 of its own. The title is a level-1 heading, so it becomes the document title and opens the
 first passage (headings start the passage they title): it is searchable both ways. The text is
@@ -33,6 +34,7 @@ from typing import Any
 from eval.metrics import summarize
 from eval.results import BeirSource, Report
 from eval.runs import ModeRun, Query, run_mode, snippet
+from eval.squad import cache_root
 from qa.build import ProgressCallback
 from qa.config import Settings
 from qa.embed import Embedder
@@ -175,11 +177,18 @@ def evaluate_beir(
     stat_test: str | None = "student",
     progress: ProgressCallback | None = None,
     retrieval: RetrievalSettings | None = None,
+    cache: Path | None = None,
 ) -> Report:
     """Ingest the dataset into its own index and score every judged query at document level."""
     dataset = load_beir(root, split)
-    workdir = workdir or root / ".qa-corpus"
-    index_dir = index_dir or root / ".qa-index"
+    where = str(root.resolve())
+    folder = (
+        cache_root()
+        / "beir"
+        / f"{root.resolve().name}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+    )
+    workdir = workdir or folder / "corpus"
+    index_dir = index_dir or folder / "index"
     if workdir.resolve() == index_dir.resolve():
         raise ConfigError("the BEIR working directory and index directory must differ")
     if index_dir.resolve() == settings.index_dir.resolve():
@@ -244,4 +253,5 @@ def evaluate_beir(
         chunks=len(retriever.index.chunks),
         summary=summary,
         runs={mode: run.run for mode, run in runs.items()},
+        qrels=qrels,
     )

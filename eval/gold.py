@@ -24,7 +24,7 @@ from eval.metrics import summarize
 from eval.results import GoldSource, Report
 from eval.runs import ModeRun, Query, run_mode
 from qa.retrieve import Retriever
-from qa.types import Chunk, Document, SearchMode
+from qa.types import Chunk, Document, Hit, SearchMode
 
 DEPTH = 10
 SPLITS = ("dev", "test")
@@ -109,6 +109,15 @@ def relevant_chunks(
     return relevant
 
 
+def hit_is_relevant(question: GoldQuestion, hit: Hit) -> bool:
+    """``relevant_chunks``' rule applied to a passage as shown: its text or a footnote it cites
+    holds the evidence."""
+    if question.doc_id is not None and hit.citation.doc_id != question.doc_id:
+        return False
+    shown = hit.text + "".join(note.text for note in hit.citation.footnotes)
+    return holds_evidence(question.evidence, [shown])
+
+
 def evaluate_gold(
     retriever: Retriever,
     gold_path: Path,
@@ -127,19 +136,30 @@ def evaluate_gold(
     questions = [q for q in everything if split == "all" or q.split == split]
     index = retriever.index
     judged = {
-        q.id: {a: 1 for a in relevant_chunks(q, index.chunks, index.documents)}
-        for q in questions
-        if q.answerable
+        q.id: relevant_chunks(q, index.chunks, index.documents) for q in questions if q.answerable
     }
-    qrels = {q: rel for q, rel in judged.items() if rel}
     queries = [
         Query(q.id, q.question, q.lang, q.split, q.answerable, q.evidence, q.answer, q.tags)
         for q in questions
     ]
+    by_id = {q.id: q for q in questions}
     runs: dict[str, ModeRun] = {
-        mode: run_mode(retriever, queries, mode, top_k=DEPTH, unit=lambda h: h.citation.anchor)
+        mode: run_mode(
+            retriever,
+            queries,
+            mode,
+            top_k=DEPTH,
+            unit=lambda h: h.citation.anchor,
+            relevant=lambda query, hit: (
+                by_id[query.id].answerable and hit_is_relevant(by_id[query.id], hit)
+            ),
+        )
         for mode in dict.fromkeys(modes)
     }
+    for run in runs.values():  # a passage joining chunks is judged as shown
+        for qid, anchors in run.relevant.items():
+            judged[qid] = judged.get(qid, set()) | anchors
+    qrels = {q: dict.fromkeys(sorted(rel), 1) for q, rel in judged.items() if rel}
     summary = summarize(
         kind="gold",
         queries=queries,
@@ -173,6 +193,7 @@ def evaluate_gold(
         chunks=len(index.chunks),
         summary=summary,
         runs={mode: run.run for mode, run in runs.items()},
+        qrels=qrels,
     )
 
 

@@ -16,7 +16,6 @@ from eval.metrics import CURVE_DEPTH
 from eval.results import QueryRow, Report
 from eval.runs import run_paths, trec_lines
 
-PLOT_FILE = "recall_at_k.png"
 REPORT_FILE = "report.md"
 WORST_LIMIT = 50
 QUERY_LIMIT = 2000
@@ -35,8 +34,20 @@ def json_report(report: Report) -> str:
 
 def write_run_files(report: Report, template: str | Path) -> dict[str, tuple[Path, int]]:
     """Write each mode's run to its own TREC run file (``run_paths``; tag = mode): a valid run
-    for trec_eval and ranx. Returns ``{mode: (path, line count)}``."""
+    for trec_eval and ranx, and the judgements they are scored on to ``qrels.trec`` beside them
+    (key ``qrels``), so that a run can be scored elsewhere. Returns ``{name: (path, lines)}``."""
     written = {}
+    if report.qrels:
+        first = next(iter(run_paths(template, list(report.runs)).values()))
+        qrels = [
+            f"{q} 0 {d} {g}"
+            for q in sorted(report.qrels)
+            for d, g in sorted(report.qrels[q].items())
+        ]
+        path = first.parent / "qrels.trec"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in qrels), "utf-8")
+        written["qrels"] = (path, len(qrels))
     for mode, path in run_paths(template, list(report.runs)).items():
         lines = trec_lines(report.runs[mode], mode)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +248,9 @@ def _worst(report: Report) -> list[QueryRow]:
     return worst
 
 
-def markdown_report(report: Report, plot: str | None = PLOT_FILE) -> str:
+def markdown_report(report: Report, plot: str | None = "") -> str:
+    """The report as Markdown; ``plot`` is the @k curve's file ("": ``plot_file``, None: none)."""
+    plot = plot_file(report) if plot == "" else plot
     what = "gold set" if report.kind == "gold" else "BEIR dataset"
     lines = [f"# Retrieval evaluation: {what}", "", *(f"- {line}" for line in _header(report))]
     for title, body in _sections(report, markdown=True):
@@ -322,11 +335,16 @@ def plot_recall_curve(report: Report, path: Path) -> None:
     figure.savefig(path, format="png")
 
 
+def plot_file(report: Report) -> str:
+    """The plot's file name says what it draws: ``hit_rate_at_k.png`` or ``recall_at_k.png``."""
+    return f"{report.summary.curve_metric}_at_k.png"
+
+
 def write_report(report: Report, directory: Path) -> tuple[Path, Path]:
-    """``directory/report.md`` and ``directory/recall_at_k.png``."""
+    """``directory/report.md`` and the @k curve beside it (``plot_file``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    plot = directory / PLOT_FILE
+    plot = directory / plot_file(report)
     plot_recall_curve(report, plot)
     markdown = directory / REPORT_FILE
-    markdown.write_text(markdown_report(report, PLOT_FILE), "utf-8")
+    markdown.write_text(markdown_report(report, plot.name), "utf-8")
     return markdown, plot

@@ -296,6 +296,7 @@ class Report:
     summary: Summary
     runs: Mapping[str, RunDict] = field(repr=False)
     fusion: Mapping[str, Any] | None = None  # retrieval settings overridden by --fusion
+    qrels: Mapping[str, Mapping[str, int]] = field(default_factory=dict, repr=False)
 
     # The summary's fields, read through the report.
     @property

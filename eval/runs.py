@@ -47,6 +47,7 @@ class ModeRun:
     confidence: dict[str, float] = field(default_factory=dict)
     top_hit: dict[str, tuple[str, str]] = field(default_factory=dict)  # (anchor, snippet)
     latency_ms: list[float] = field(default_factory=list)
+    relevant: dict[str, set[str]] = field(default_factory=dict)  # units judged on the hit shown
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -61,12 +62,15 @@ def run_mode(
     *,
     top_k: int,
     unit: Callable[[Hit], str],
+    relevant: Callable[[Query, Hit], bool] | None = None,
 ) -> ModeRun:
     """Ask every query; a unit (passage anchor or document id) is ranked by its best hit.
 
     A unit's score is ``1 / rank``, its rank being where its first (best-scoring) hit comes in
     the service's order: ranking by score reproduces that order exactly, whatever the scale of
-    the raw scores, and ties in raw scores cannot reorder it.
+    the raw scores, and ties in raw scores cannot reorder it. ``relevant`` judges each hit as
+    shown (a passage may join neighbouring chunks); the units it accepts are kept in
+    ``ModeRun.relevant``.
     """
     result = ModeRun(mode)
     for query in queries:
@@ -82,6 +86,8 @@ def run_mode(
             key = unit(hit)
             if key not in ranking:
                 ranking[key] = 1.0 / (len(ranking) + 1)
+            if relevant is not None and relevant(query, hit):
+                result.relevant.setdefault(query.id, set()).add(key)
         result.run[query.id] = ranking
         result.flagged[query.id] = bool(found.answerable)
         result.confidence[query.id] = float(found.confidence)

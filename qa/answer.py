@@ -13,9 +13,10 @@ quantity (``qa.answerable``) and the sentence states one in that unit, and ``in_
 1 for a sentence of a footnotes block (a source, rarely a statement). A sentence inherits part
 of the previous one's similarity because an answer often follows the sentence that restates the
 question. Headings and fragments shorter than ``min_chars`` are never chosen. The best sentence
-opens the answer; up to two more follow while they score within ``margin`` of it. Sentences
-come in score order, none twice, each followed by its marker ``[n]``; reference ``n`` carries
-the sentence's own citation (anchor, span, section, page, the footnotes it cites).
+is chosen first; up to two more of the same document join it while they score within
+``margin`` of it. The answer reads them in document order, none twice, each followed by its
+marker ``[n]``; reference ``n`` carries the sentence's own citation (anchor, span, section,
+page, the footnotes it cites).
 
 When the search judged the question unanswerable the answer is a refusal in the question's
 language naming the quantity the corpus does not state; the hits are then only the closest
@@ -174,22 +175,20 @@ def score_sentences(
     total = sum(w for _, w in terms) or 1.0
     asked = asked_quantities(result.question)
     candidates: list[Candidate] = []
-    placed = [(hit, hit.row) for hit in result.hits[: settings.passages] if hit.row is not None]
-    chunks = [index.chunks[row] for _, row in placed]
-    stored = retriever.sentence_vectors_of(
-        [(row, chunk.text) for (_, row), chunk in zip(placed, chunks, strict=True)]
-    )
-    for (hit, _), chunk, vectors in zip(placed, chunks, stored, strict=True):
-        document = index.documents[chunk.doc_id]
-        spans = sentence_spans(chunk.text)
+    hits = result.hits[: settings.passages]
+    stored = retriever.sentence_vectors_of([(hit.rows, hit.text) for hit in hits])
+    for hit, vectors in zip(hits, stored, strict=True):
+        offset, kind = hit.citation.char_start, hit.citation.kind
+        document = index.documents[hit.citation.doc_id]
+        spans = sentence_spans(hit.text)
         similarities = vectors @ np.asarray(vector, dtype=np.float32)
         headings = {h.char_start for h in document.headings}
         previous = 0.0
         for (start, end), own in zip(spans, similarities, strict=True):
             similarity = float(own) + settings.follow * previous
             previous = float(own)
-            text = chunk.text[start:end]
-            absolute = chunk.char_start + start
+            text = hit.text[start:end]
+            absolute = offset + start
             if len(_VISIBLE.findall(text)) < settings.min_chars or absolute in headings:
                 continue
             plain = _plain(text)
@@ -200,23 +199,26 @@ def score_sentences(
                 + settings.lexical_weight * covered
                 + (settings.quantity_bonus if states else 0.0)
                 - settings.rank_decay * (hit.rank - 1)
-                - (settings.footnote_penalty if chunk.kind == "footnotes" else 0.0)
+                - (settings.footnote_penalty if kind == "footnotes" else 0.0)
             )
-            end_at = chunk.char_start + end
             candidates.append(
-                Candidate(text, chunk.doc_id, absolute, end_at, chunk.kind, hit.rank, score)
+                Candidate(text, document.doc_id, absolute, offset + end, kind, hit.rank, score)
             )
     candidates.sort(key=lambda c: -c.score)
     return candidates
 
 
 def choose(candidates: Sequence[Candidate], settings: ExtractiveSettings) -> list[Candidate]:
-    """The best candidate, then those within ``margin`` of it; no sentence twice."""
+    """The best candidate, then those of the same document within ``margin`` of it, no
+    sentence twice, in reading order. Sentences of other documents never join: two articles
+    that share a phrase do not make one answer."""
     chosen: list[Candidate] = []
     seen: set[str] = set()
     for candidate in candidates:
         if chosen and candidate.score < chosen[0].score - settings.margin:
             break
+        if chosen and candidate.doc_id != chosen[0].doc_id:
+            continue
         key = "".join(candidate.text.split())
         if key in seen:
             continue
@@ -224,7 +226,7 @@ def choose(candidates: Sequence[Candidate], settings: ExtractiveSettings) -> lis
         chosen.append(candidate)
         if len(chosen) == settings.max_sentences:
             break
-    return chosen
+    return sorted(chosen, key=lambda c: c.start)
 
 
 def join_sentences(parts: Sequence[str], language: Language) -> str:

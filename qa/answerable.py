@@ -100,7 +100,7 @@ QUANTITIES = (
         asked=re.compile(
             r"how much (?:\w+\s+){0,8}?(?:pay|paid|cost|spen[dt]|invest|allocat|raise|earn"
             r"|budget|fund)|\bwhat (?:is|was|are|were|will be) the (?:\w+\s+){0,4}?(?:price|cost"
-            r"|budget|revenue|amount|value)s?\b|\bwhat (?:price|amount|sum)\b"
+            r"|budget|revenue)s?\b|\bwhat (?:price|sum of money)\b"
             r"|(?:多少|幾|几)\s*(?:錢|钱|元|美元|日圓|日元|資金|资金|預算|预算|經費|经费|補貼|补贴)"
             r"|(?:金額|金额|預算|预算|經費|经费|價格|价格|售價|售价|均價|均价|營收|营收|資金|资金"
             r"|補貼|补贴|投資|投资|融資|融资|損失|损失)[^？?。]{0,8}多少"
@@ -109,8 +109,11 @@ QUANTITIES = (
             _IGNORE,
         ),
         stated=re.compile(
-            _NUMBER + r"(?:美元|美金|日圓|日元|日幣|円|新台幣|台幣|韓元|韓圜|歐元|欧元"
-            r"|人民幣|人民币|元|dollars?\b|yen\b|euros?\b|USD|JPY|EUR|RMB|NTD)|(?:US\$|NT\$|\$|¥|￥|€)\s*[0-9]",
+            _NUMBER + r"(?:美元|美金|日圓|日元|日幣|円|新台幣|台幣|韓元|韓圜|歐元|欧元|英鎊|英镑"
+            r"|盧比|卢比|法郎|人民幣|人民币|元|ドル|ユーロ|ポンド|ウォン|ルピー|フラン|人民元"
+            r"|dollars?\b|yen\b|euros?\b|pounds?(?: sterling)?\b|won\b|rupees?\b|francs?\b"
+            r"|yuan\b|renminbi\b|USD|JPY|EUR|GBP|CHF|KRW|INR|CNY|RMB|NTD|TWD)"
+            r"|(?:US\$|NT\$|\$|¥|￥|€|£|₩|₹|CHF|GBP|USD|EUR)\s*[0-9]",
             _IGNORE,
         ),
     ),
@@ -124,7 +127,10 @@ QUANTITIES = (
             _IGNORE,
         ),
         stated=re.compile(
-            r"[0-9０-９][0-9０-９.．]*\s*(?:%|％|percent\b|パーセント)|百分之|[一二三四五六七八九十]成",
+            r"[0-9０-９][0-9０-９.．]*\s*(?:%|％|percent\b|per cent\b|パーセント|割)|百分之"
+            r"|[〇零一二兩两三四五六七八九十百0-9０-９]+\s*分之|[一二三四五六七八九十]成|[一二三四五六七八九十]割"
+            r"|[0-9]+\s*/\s*[0-9]+|半數|半数|一半|過半|过半|\bhalf\b|\bquarters?\b|\bthirds?\b"
+            r"|\bfifths?\b|\btenths?\b|\bmajority\b|半分|過半数",
             _IGNORE,
         ),
     ),

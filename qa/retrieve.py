@@ -19,9 +19,9 @@ from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.lexicon import mine_lexicon
-from qa.passages import Span, citation_for, context_around, overlaps
+from qa.passages import Joined, citation_for, context_around
 from qa.query import analyze_query
-from qa.scripts import has_kana
+from qa.scripts import Script, corpus_script, has_kana
 from qa.store import Store
 from qa.threads import apply as apply_thread_limits
 from qa.types import (
@@ -56,34 +56,38 @@ class DenseSettings:
 @dataclass(frozen=True)
 class FusionSettings:
     """Reciprocal rank fusion: ``sum(weight / (k + rank))`` over the first ``candidates`` of the
-    dense and the lexical ranking, the lexical weight chosen by the question's script.
+    dense and the lexical ranking, the lexical weight chosen by the language pair: the script
+    of the question against the script of the corpus (``qa.scripts.corpus_script``).
 
-    BM25 over jieba words and character bigrams is the sharper signal for Chinese text and for
-    names in any language; the multilingual model decides when words do not match. So a Han or
-    Hangul question (or one with dictionary translations) weighs the lexical ranking above the
-    dense one, and a small ``k`` lets the first ranks of each decide.
+    Words match words only within one script: BM25 is the sharper signal there (names, rare
+    words), the multilingual model decides across scripts. Weights were learned on the dev
+    halves of DRCD, XQuAD and JSQuAD (``eval/EXPERIMENTS.md``).
     """
 
     k: int = 20
     candidates: int = 100
     dense_weight: float = 1.0
-    # A question in Han or Hangul script, or one with dictionary translations (``qa.crosslingual``)
-    # that match the corpus's Chinese words.
+    # The question is written in the corpus's script (Chinese over Chinese, Japanese over
+    # Japanese, English over English).
     lexical_weight: float = 2.0
-    # Latin letters and no translation: such a question cannot match Chinese or Japanese text
-    # word for word; its lexical hits are stray Latin names in footnotes, so the dense ranking
-    # leads.
+    # Latin letters over a CJK corpus, matched through dictionary translations
+    # (``qa.crosslingual``): translations of common words are noisy, so the dense ranking leads.
+    lexical_weight_translated: float = 2.0
+    # Latin letters and no translation over a CJK corpus: its lexical hits are stray Latin names.
     lexical_weight_latin: float = 0.25
-    # A question with kana is Japanese: against Chinese text only its kanji can match word for
-    # word (its kana find Japanese footnote titles instead), so the dense ranking leads. For a
-    # corpus written in Japanese, set it to ``lexical_weight``.
+    # Japanese over a Chinese corpus: only its kanji can match word for word.
     lexical_weight_kana: float = 0.5
 
-    def lexical_weight_for(self, query: Query) -> float:
-        """The lexical ranking's weight for this question's script and translations."""
-        if query.script == "kana":
+    def lexical_weight_for(self, query: Query, corpus: Script = "han") -> float:
+        """The lexical ranking's weight for this question's script against the corpus's."""
+        script = query.script
+        if script == corpus or (script == "han" and corpus == "kana"):
+            return self.lexical_weight
+        if script == "kana":
             return self.lexical_weight_kana
-        if query.translations or query.script in ("han", "hangul"):
+        if query.translations:
+            return self.lexical_weight_translated
+        if script in ("han", "hangul"):
             return self.lexical_weight
         return self.lexical_weight_latin
 
@@ -95,9 +99,10 @@ class ExpansionSettings:
     # CC-CEDICT translations of English questions and the Traditional forms of Japanese kanji:
     # otherwise neither can match the corpus's Chinese words.
     cross_lingual: bool = True
-    # The kana terms (kana bigrams, particles) of a question with kana in its lexical query. In a
-    # Chinese corpus they match only Japanese footnote titles, which then outrank the body text
-    # the question's kanji and translations find; for a corpus written in Japanese, set it.
+    # The kana terms (kana bigrams, particles) of a Japanese question over a corpus that is not
+    # written in Japanese. In a Chinese corpus they match only Japanese footnote titles, which
+    # then outrank the body text the question's kanji and translations find. Over a Japanese
+    # corpus a question keeps its kana terms whatever this says.
     kana_terms: bool = False
 
 
@@ -186,6 +191,14 @@ class Retriever:
         self.settings = settings or RetrievalSettings()
         self._expander: Expander | None = None
         self._expander_lock = threading.Lock()
+        self._corpus_script: Script | None = None
+
+    @property
+    def corpus_script(self) -> Script:
+        """The script the corpus is written in (``qa.scripts.corpus_script``), found once."""
+        if self._corpus_script is None:
+            self._corpus_script = corpus_script(d.text for d in self.index.documents.values())
+        return self._corpus_script
 
     def warm_up(self) -> None:
         """Build what the first question would otherwise wait for: the dictionary tables and,
@@ -257,24 +270,40 @@ class Retriever:
             query=query,
         )
 
-    def sentence_vectors_of(self, passages: Sequence[tuple[int | None, str]]) -> list[Any]:
-        """The vectors of each (row, text) passage's sentences: those the store keeps for the
-        rows, fetched in one call (one Milvus request, not one per passage), or embedded now
-        when there is no row or the text no longer splits into as many sentences."""
-        rows = np.asarray([row for row, _ in passages if row is not None], dtype=np.int64)
+    def sentence_vectors_of(self, passages: Sequence[tuple[Sequence[int], str]]) -> list[Any]:
+        """The vectors of each (rows, text) passage's sentences: those the store keeps for its
+        chunk rows, fetched in one call for all passages (one Milvus request, not one per
+        passage). A passage joining overlapping chunks takes each sentence once, from the first
+        chunk that holds it. A passage without rows, or whose text no longer splits into the
+        sentences stored, is embedded now."""
+        wanted = sorted({row for rows, _ in passages for row in rows})
         stored: dict[int, Any] = {}
-        if len(rows):
-            vectors, counts = self.index.sentence_rows(rows)
+        if wanted:
+            vectors, counts = self.index.sentence_rows(np.asarray(wanted, dtype=np.int64))
             parts = np.split(vectors, np.cumsum(counts)[:-1])
-            stored = dict(zip(rows.tolist(), parts, strict=True))
+            stored = dict(zip(wanted, parts, strict=True))
         found = []
-        for row, text in passages:
+        for rows, text in passages:
             spans = sentence_spans(text)
-            kept = stored.get(row) if row is not None else None
+            kept = self._stitched(rows, stored) if rows else None
             if kept is None or len(kept) != len(spans):
                 kept = self.embedder.encode_passages([text[a:b] for a, b in spans])
             found.append(kept)
         return found
+
+    def _stitched(self, rows: Sequence[int], stored: dict[int, Any]) -> Any:
+        """The stored sentence vectors of chunks that follow each other, each sentence once."""
+        if len(rows) == 1:
+            return stored[rows[0]]
+        seen: set[int] = set()
+        picked = []
+        for row in sorted(rows, key=lambda r: self.index.chunks[r].char_start):
+            chunk = self.index.chunks[row]
+            for (start, _), vector in zip(sentence_spans(chunk.text), stored[row], strict=False):
+                if chunk.char_start + start not in seen:
+                    seen.add(chunk.char_start + start)
+                    picked.append(vector)
+        return np.stack(picked) if picked else None
 
     def document(self, doc_id: str) -> Document:
         try:
@@ -410,7 +439,8 @@ class Retriever:
     ) -> dict[int, float]:
         """BM25 scores of the ``depth`` best rows (among ``allowed``), best first."""
         terms = query.terms
-        if query.script == "kana" and not self.settings.expansion.kana_terms:
+        japanese_corpus = self.corpus_script == "kana"
+        if query.script == "kana" and not (self.settings.expansion.kana_terms or japanese_corpus):
             terms = tuple(t for t in terms if not has_kana(t))
         return self.index.lexical.top([*terms, *query.translations], depth, allowed)
 
@@ -419,7 +449,7 @@ class Retriever:
     ) -> dict[int, float]:
         fused: dict[int, float] = {}
         fusion = self.settings.fusion
-        lexical_weight = fusion.lexical_weight_for(query)
+        lexical_weight = fusion.lexical_weight_for(query, self.corpus_script)
         for weight, ranking in ((fusion.dense_weight, dense), (lexical_weight, lexical)):
             for rank, (row, _) in enumerate(_by_score(ranking), start=1):
                 fused[row] = fused.get(row, 0.0) + weight / (fusion.k + rank)
@@ -437,39 +467,44 @@ class Retriever:
         return max(sum(w for t, w in weights if t in terms) / total for terms in present)
 
     def _hits(self, signals: Signals, top_k: int, context: int) -> tuple[Hit, ...]:
-        """Best first; a chunk repeating text already shown (overlap, copied file) is dropped."""
-        shown: list[Span] = []
+        """Best first. A chunk that overlaps a passage already shown joins it (``qa.passages``:
+        the answer is often in the neighbour of the chunk that restates the question); a chunk
+        repeating text already shown (a copied file) is dropped."""
+        passages: list[Joined] = []
         seen_texts: set[str] = set()
-        hits: list[Hit] = []
         for row, score in signals.ranked:
             chunk = self.index.chunks[row]
-            document = self.index.documents[chunk.doc_id]
-            span = Span(chunk.doc_id, chunk.char_start, chunk.char_end)
-            text = chunk.text
-            if overlaps(span, shown) or text in seen_texts:
+            joined = next((p for p in passages if p.takes(chunk)), None)
+            if joined is not None:
+                joined.join(row, chunk)
                 continue
-            shown.append(span)
-            seen_texts.add(text)
+            if chunk.text in seen_texts or any(p.overlaps(chunk) for p in passages):
+                continue
+            if len(passages) == top_k:
+                break
+            seen_texts.add(chunk.text)
+            passages.append(Joined(row, score, chunk))
+        hits = []
+        for rank, passage in enumerate(passages, start=1):
+            document = self.index.documents[passage.doc_id]
+            start, end = passage.start, passage.end
             scores = {
-                "dense": signals.dense.get(row),
-                "lexical": signals.lexical.get(row),
-                "fused": signals.fused.get(row),
+                "dense": signals.dense.get(passage.row),
+                "lexical": signals.lexical.get(passage.row),
+                "fused": signals.fused.get(passage.row),
             }
             hits.append(
                 Hit(
-                    rank=len(hits) + 1,
-                    score=score,
-                    text=text,
-                    citation=citation_for(document, span.start, span.end, chunk.kind),
+                    rank=rank,
+                    score=passage.score,
+                    text=document.text[start:end],
+                    citation=citation_for(document, start, end, passage.kind),
                     scores={k: v for k, v in scores.items() if v is not None},
-                    context=context_around(document, span.start, span.end, context)
-                    if context
-                    else None,
-                    row=row,
+                    context=context_around(document, start, end, context) if context else None,
+                    row=passage.row,
+                    rows=tuple(passage.rows),
                 )
             )
-            if len(hits) == top_k:
-                break
         return tuple(hits)
 
 

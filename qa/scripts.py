@@ -6,7 +6,8 @@ cross-lingual expansion, the fusion weights, the answer's language and the inges
 
 * ``HAN``: CJK unified ideographs, extension A and the compatibility ideographs. Only the Basic
   Multilingual Plane: the analyzer's tokens and the index built from them are defined on it.
-* ``KANA``: hiragana, katakana and the katakana phonetic extensions. Kana means Japanese.
+* ``KANA``: hiragana, katakana and the katakana phonetic extensions. Kana means Japanese, the
+  middle dot ・ excepted (``KANA_LETTERS``): Chinese text writes it too.
 * ``HANGUL``: precomposed Hangul syllables (how Korean text is written; not the jamo).
 * ``LATIN``: the basic Latin letters, ASCII and fullwidth. A question "written in Latin letters"
   has one of these; accented letters come with basic ones in every Latin-script language.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Literal
 
 _HAN_MAIN = "\u3400-\u4dbf\u4e00-\u9fff"  # extension A, unified ideographs
@@ -29,6 +31,9 @@ _CJK_BLOCKS = "\u2e80-\u9fff"
 
 HAN = _HAN_MAIN + _HAN_COMPAT
 KANA = "\u3040-\u30ff\u31f0-\u31ff"
+# The kana that say "Japanese": every kana but the middle dot U+30FB, which Chinese text also
+# writes between the parts of a foreign name (唐納·川普 is often typed 唐納・川普).
+KANA_LETTERS = "\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
 # Katakana letters and the prolonged sound mark (no middle dot): the script of Japanese loanwords.
 KATAKANA = "\u30a1-\u30fa\u30fc\u31f0-\u31ff"
 HANGUL = "\uac00-\ud7af"
@@ -44,7 +49,7 @@ WIDE_WITHOUT_HANGUL = _CJK_BLOCKS + _FULLWIDTH
 Script = Literal["kana", "han", "hangul", "latin", "other"]
 
 _PATTERNS: dict[Script, re.Pattern[str]] = {
-    "kana": re.compile(f"[{KANA}]"),
+    "kana": re.compile(f"[{KANA_LETTERS}]"),
     "han": re.compile(f"[{HAN}]"),
     "hangul": re.compile(f"[{HANGUL}]"),
     "latin": re.compile(f"[{LATIN}]"),
@@ -65,6 +70,26 @@ def main_script(scripts: frozenset[Script]) -> Script:
 
 def script_of(text: str) -> Script:
     return main_script(scripts_in(text))
+
+
+def corpus_script(texts: Iterable[str], *, sample_chars: int = 200_000) -> Script:
+    """The script a corpus is written in, from up to ``sample_chars`` of its text: kana when
+    kana letters are at least a fifth of its Han and kana (Japanese prose is mostly kana; a
+    Chinese text citing Japanese titles has a few), else Han, Hangul or Latin, whichever has
+    the most characters. Fusion weighs words matching words only within one script."""
+    counts = dict.fromkeys(("kana", "han", "hangul", "latin"), 0)
+    seen = 0
+    for text in texts:
+        part = text[: sample_chars - seen]
+        for name in counts:
+            counts[name] += len(_PATTERNS[name].findall(part))  # type: ignore[index]
+        seen += len(part)
+        if seen >= sample_chars:
+            break
+    if counts["kana"] and counts["kana"] * 5 >= counts["kana"] + counts["han"]:
+        return "kana"
+    best: Script = max(("han", "hangul", "latin"), key=lambda name: counts[name])
+    return best if counts[best] else "other"
 
 
 def has_kana(text: str) -> bool:

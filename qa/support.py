@@ -155,7 +155,7 @@ class Checker:
 
     def _passage_vectors(self, n: int) -> Any:
         if self._vectors is None:
-            passages = [(hit.row, hit.text) for hit in self.hits]
+            passages = [(hit.rows, hit.text) for hit in self.hits]
             self._vectors = self.retriever.sentence_vectors_of(passages)
         return self._vectors[n - 1]
 

@@ -197,6 +197,9 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)
     context: Context | None = None
     row: int | None = field(default=None, compare=False)  # chunk row in the served generation
+    # Every chunk row the passage joins, in document order (``row`` is the best-ranked one):
+    # overlapping chunks are shown as one passage (``qa.passages``).
+    rows: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -231,14 +231,16 @@ def test_answer_hit_needs_the_evidence_inside_the_cited_sentences() -> None:
         result = SearchResult("q", "hybrid", (), 1.0)
         return Answer("q", "", method, "zh-Hant", refs, result, 1.0)
 
-    question = GoldQuestion("g", "q", "zh-tw", True, "", "d", ("收購乙公司。總額為141億美元",), ())
+    question = GoldQuestion(
+        "g", "q", "zh-Hant", True, "", "d", ("收購乙公司。總額為141億美元",), ()
+    )
     documents = {"d": document}
     first, second, third = (0, 9), (9, 22), (22, 27)
     assert answer_contains_evidence(question, answer(second, first), documents)  # adjacent: one run
     assert not answer_contains_evidence(question, answer(second), documents)
     assert not answer_contains_evidence(question, answer(first, third), documents)
     assert not answer_contains_evidence(question, answer(), documents)  # a refusal misses
-    unanswerable = GoldQuestion("u", "q", "zh-tw", False, "", None, (), ())
+    unanswerable = GoldQuestion("u", "q", "zh-Hant", False, "", None, (), ())
     scores = score_answers(
         [question, unanswerable],
         {"g": answer(first, second), "u": answer()},

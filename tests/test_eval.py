@@ -212,7 +212,7 @@ def test_split_defaults_to_dev_and_is_checked(tmp_path: Path) -> None:
 def test_gold_set_is_well_formed() -> None:
     questions = load_gold(GOLD)
     assert len(questions) >= 40 and len({q.id for q in questions}) == len(questions)
-    assert {"zh-tw", "zh-cn", "en", "ja"} <= {q.lang for q in questions}
+    assert {"zh-Hant", "zh-Hans", "en", "ja"} <= {q.lang for q in questions}
     assert sum(not q.answerable for q in questions) >= 3
     assert sum("footnote" in q.tags for q in questions) >= 3
     assert sum("page-break" in q.tags for q in questions) >= 3
@@ -291,7 +291,11 @@ def test_gold_cli_writes_json_run_and_report(
         assert list(read_trec_run(path)) == [mode]
     assert set(runs["hybrid"]) == {q["id"] for q in out["queries"]}
     assert all("#c" in anchor for ranking in runs["hybrid"].values() for anchor in ranking)
-    assert (report_dir / "recall_at_k.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (report_dir / "hit_rate_at_k.png").read_bytes().startswith(PNG_SIGNATURE)
+    # The judgements beside the runs: every relevant anchor of the report, scoreable elsewhere.
+    qrels_lines = (tmp_path / "qrels.trec").read_text("utf-8").splitlines()
+    assert f"wrote {len(qrels_lines)} judgement lines to {tmp_path / 'qrels.trec'}" in captured.err
+    assert qrels_lines and all(len(line.split()) == 4 and "#c" in line for line in qrels_lines)
     assert main(["eval", "--gold", str(gold), "--split", "dev", "--write-baseline", "x"]) == 2
 
 
@@ -427,7 +431,7 @@ def test_dictionary_terms_lift_english_questions(
     english, before = with_terms.by_lang["en"].values, without.by_lang["en"].values
     assert _num(english["mrr@10"]) > _num(before["mrr@10"]) + 0.1, (english, before)
     assert _num(english["hit_rate@1"]) > _num(before["hit_rate@1"])
-    for lang in ("zh-tw", "zh-cn"):
+    for lang in ("zh-Hant", "zh-Hans"):
         assert with_terms.by_lang[lang] == without.by_lang[lang]
 
 
@@ -448,7 +452,7 @@ def test_dense_leads_for_japanese_questions(
         before["ja"],
     )
     assert _num(after["ja"]["hit_rate@5"]) >= _num(before["ja"]["hit_rate@5"])
-    for lang in ("en", "zh-tw", "zh-cn"):
+    for lang in ("en", "zh-Hant", "zh-Hans"):
         assert after[lang] == before[lang]
 
 
@@ -521,7 +525,7 @@ def test_gold_report_has_every_section(gold_report: Report, tmp_path: Path) -> N
     footnote_ranks = [q.first_relevant_rank["hybrid"] for q in rows]
     hits_at_1 = sum(rank == 1 for rank in footnote_ranks)
     assert by_tag["footnote"]["hit_rate@1"] == pytest.approx(hits_at_1 / len(footnote_ids))
-    assert "](recall_at_k.png)" in text and _is_png(plot)
+    assert "](hit_rate_at_k.png)" in text and _is_png(plot)  # the gold curve is hit rate
     per_query = markdown_report(gold_report).split("## Per query")[1]
     assert all(f"| {q.id} |" in per_query for q in gold_report.queries)
     for scope in ("dev", "test", "all"):
@@ -595,6 +599,7 @@ def test_beir_end_to_end(
 ) -> None:
     monkeypatch.setenv("QA_EMBED_MODEL", "hash:64")
     monkeypatch.setenv("QA_CHUNK_MAX_TOKENS", "16")  # several passages per longer document
+    monkeypatch.setenv("QA_EVAL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("QA_THREADS", "1")
     index_dir, run_file, report_dir = tmp_path / "idx", tmp_path / "run.txt", tmp_path / "rep"
     argv = ["eval", "--beir", str(beir_dir), "--index-out", str(index_dir), "--json"]
@@ -610,7 +615,9 @@ def test_beir_end_to_end(
 
     # The photosynthesis document has several passages that mention chlorophyll ...
     index = load_index(index_dir, model_id="hash:64", dimension=64)
-    mapping = json.loads((beir_dir / ".qa-corpus" / "ids.json").read_text("utf-8"))
+    (listing,) = (tmp_path / "cache" / "beir").glob("*/corpus/ids.json")
+    mapping = json.loads(listing.read_text("utf-8"))
+    assert not any(p.name.startswith(".qa-") for p in beir_dir.iterdir())  # dataset untouched
     assert sorted(mapping.values()) == sorted(d["_id"] for d in BEIR_CORPUS)
     matching = [
         c for c in index.chunks if mapping[c.doc_id] == "doc/1 é" and "hlorophyll" in c.text
