@@ -131,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cases", nargs="+", choices=list(SUITE), help="--suite: only these cases")
     p.add_argument("--limit", type=int, help="--squad/--suite: ask N questions spread evenly")
+    p.add_argument(
+        "--unanswerable",
+        type=int,
+        default=200,
+        metavar="N",
+        help="--squad/--suite: also ask N questions without their article (default 200)",
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="--squad/--suite: write runs, qrels")
     p.add_argument(
         "--against", type=Path, metavar="DIR", help="--squad/--suite: test against saved --out"
@@ -250,7 +257,7 @@ class _ProgressBar:
     phase: embedding counts characters of text, the others chunks), unless ``quiet``; called
     as ``progress(phase, done, total)``. Short phases (a small corpus) draw nothing."""
 
-    _MINIMUM: ClassVar[dict[str, int]] = {"embedding": 100_000, "asking": 200}
+    _MINIMUM: ClassVar[dict[str, int]] = {"embedding": 100_000, "asking": 200, "reading": 100}
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -265,7 +272,9 @@ class _ProgressBar:
 
             for other in self.bars.values():
                 other.close()
-            unit = {"embedding": "char", "asking": "q"}.get(phase.split(" ")[0], "chunk")
+            unit = {"embedding": "char", "asking": "q", "reading": "file"}.get(
+                phase.split(" ")[0], "chunk"
+            )
             bar = tqdm(total=total, unit=unit, unit_scale=True, desc=phase, file=sys.stderr)
             self.bars[phase] = bar
         bar.update(done - bar.n)
@@ -303,6 +312,7 @@ def _eval_squad(args: argparse.Namespace, settings: Settings) -> int:
                     limit=args.limit,
                     out=args.out,
                     against=args.against,
+                    unanswerable=args.unanswerable,
                     retrieval=retrieval_settings(args.fusion),
                     progress=progress,
                 )

@@ -217,7 +217,7 @@ def evaluate_beir(
             queries,
             mode,
             top_k=MAX_TOP_K,
-            unit=lambda h: mapping.get(h.citation.doc_id, h.citation.doc_id),
+            unit=lambda _, h: mapping.get(h.citation.doc_id, h.citation.doc_id),
         )
         for mode in dict.fromkeys(modes)
     }

@@ -109,15 +109,6 @@ def relevant_chunks(
     return relevant
 
 
-def hit_is_relevant(question: GoldQuestion, hit: Hit) -> bool:
-    """``relevant_chunks``' rule applied to a passage as shown: its text or a footnote it cites
-    holds the evidence."""
-    if question.doc_id is not None and hit.citation.doc_id != question.doc_id:
-        return False
-    shown = hit.text + "".join(note.text for note in hit.citation.footnotes)
-    return holds_evidence(question.evidence, [shown])
-
-
 def evaluate_gold(
     retriever: Retriever,
     gold_path: Path,
@@ -142,23 +133,19 @@ def evaluate_gold(
         Query(q.id, q.question, q.lang, q.split, q.answerable, q.evidence, q.answer, q.tags)
         for q in questions
     ]
-    by_id = {q.id: q for q in questions}
+    chunks = index.chunks
+
+    def unit(query: Query, hit: Hit) -> str:
+        """A passage counts as its chunk that holds the evidence, if one does (a passage may
+        join neighbouring chunks), else as its best chunk: the judgements stay the chunks'."""
+        relevant = judged.get(query.id, set())
+        best = chunks[hit.row].anchor if hit.row is not None else hit.citation.anchor
+        return next((a for a in (chunks[r].anchor for r in hit.rows) if a in relevant), best)
+
     runs: dict[str, ModeRun] = {
-        mode: run_mode(
-            retriever,
-            queries,
-            mode,
-            top_k=DEPTH,
-            unit=lambda h: h.citation.anchor,
-            relevant=lambda query, hit: (
-                by_id[query.id].answerable and hit_is_relevant(by_id[query.id], hit)
-            ),
-        )
+        mode: run_mode(retriever, queries, mode, top_k=DEPTH, unit=unit)
         for mode in dict.fromkeys(modes)
     }
-    for run in runs.values():  # a passage joining chunks is judged as shown
-        for qid, anchors in run.relevant.items():
-            judged[qid] = judged.get(qid, set()) | anchors
     qrels = {q: dict.fromkeys(sorted(rel), 1) for q, rel in judged.items() if rel}
     summary = summarize(
         kind="gold",

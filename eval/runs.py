@@ -47,7 +47,6 @@ class ModeRun:
     confidence: dict[str, float] = field(default_factory=dict)
     top_hit: dict[str, tuple[str, str]] = field(default_factory=dict)  # (anchor, snippet)
     latency_ms: list[float] = field(default_factory=list)
-    relevant: dict[str, set[str]] = field(default_factory=dict)  # units judged on the hit shown
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -61,16 +60,14 @@ def run_mode(
     mode: SearchMode,
     *,
     top_k: int,
-    unit: Callable[[Hit], str],
-    relevant: Callable[[Query, Hit], bool] | None = None,
+    unit: Callable[[Query, Hit], str],
 ) -> ModeRun:
     """Ask every query; a unit (passage anchor or document id) is ranked by its best hit.
 
     A unit's score is ``1 / rank``, its rank being where its first (best-scoring) hit comes in
     the service's order: ranking by score reproduces that order exactly, whatever the scale of
-    the raw scores, and ties in raw scores cannot reorder it. ``relevant`` judges each hit as
-    shown (a passage may join neighbouring chunks); the units it accepts are kept in
-    ``ModeRun.relevant``.
+    the raw scores, and ties in raw scores cannot reorder it. ``unit`` names what a hit counts
+    as for a query (a passage joining chunks may count as the one that answers it).
     """
     result = ModeRun(mode)
     for query in queries:
@@ -83,11 +80,9 @@ def run_mode(
         result.latency_ms.append((time.perf_counter() - started) * 1000)
         ranking: dict[str, float] = {}
         for hit in found.hits:
-            key = unit(hit)
+            key = unit(query, hit)
             if key not in ranking:
                 ranking[key] = 1.0 / (len(ranking) + 1)
-            if relevant is not None and relevant(query, hit):
-                result.relevant.setdefault(query.id, set()).add(key)
         result.run[query.id] = ranking
         result.flagged[query.id] = bool(found.answerable)
         result.confidence[query.id] = float(found.confidence)

@@ -326,6 +326,27 @@ def ask(
     return outcome
 
 
+def ask_unanswerable(
+    retriever: Retriever, questions: Sequence[SquadQuestion], judge: Judge
+) -> list[tuple[bool, float, bool]]:
+    """Each question asked of the corpus without its article (every other document allowed):
+    an unanswerable question as real as the answerable ones. Per question: whether it was
+    flagged unanswerable, its confidence, and whether the answer still held a gold string
+    (another article may state it)."""
+    everything = sorted(retriever.index.documents)
+    found = []
+    for q in questions:
+        others = [doc_id for doc_id in everything if doc_id != q.doc_id]
+        try:
+            result = retriever.search(q.text[:MAX_QUESTION_CHARS], top_k=DEPTH, doc_ids=others)
+        except InvalidQueryError:
+            continue
+        answer = extractive_answer(retriever, result)
+        held = answer.method != "refusal" and judge.holds(q, answer.text)
+        found.append((not result.answerable, float(result.confidence), held))
+    return found
+
+
 def qrels_of(outcomes: Mapping[str, ModeOutcome]) -> dict[str, dict[str, int]]:
     """The union of every mode's relevant anchors per question."""
     qrels: dict[str, dict[str, int]] = {}
@@ -371,10 +392,16 @@ class ModeSummary:
     false_refusal: float
     wrong_article: float
     latency_median_ms: float
-    ece: float
+    ece: float  # answers of every question, answerable and left-out-article ones alike
+    unanswerable_caught: float | None = None  # share of left-out-article questions flagged
 
 
-def summarize(squad: SquadSet, outcome: ModeOutcome, mode: str) -> ModeSummary:
+def summarize(
+    squad: SquadSet,
+    outcome: ModeOutcome,
+    mode: str,
+    unanswerable: Sequence[tuple[bool, float, bool]] = (),
+) -> ModeSummary:
     ids = [q.id for q in squad.questions if q.id in outcome.run]
     n = len(ids) or 1
 
@@ -387,9 +414,10 @@ def summarize(squad: SquadSet, outcome: ModeOutcome, mode: str) -> ModeSummary:
     mrr = sum(1 / r for q in ids if (r := outcome.first.get(q)) and r <= DEPTH) / n
     refused = {q: not outcome.answerable.get(q, True) for q in ids}
     ece, _ = expected_calibration_error(
-        [outcome.confidence.get(q, 0.0) for q in ids],
-        [outcome.answer_hit.get(q, False) for q in ids],
+        [outcome.confidence.get(q, 0.0) for q in ids] + [c for _, c, _ in unanswerable],
+        [outcome.answer_hit.get(q, False) for q in ids] + [False for _ in unanswerable],
     )
+    caught = sum(f for f, _, _ in unanswerable) / len(unanswerable) if unanswerable else None
     latency = statistics.median(outcome.latency_ms) if outcome.latency_ms else math.nan
     return ModeSummary(
         mode,
@@ -403,6 +431,7 @@ def summarize(squad: SquadSet, outcome: ModeOutcome, mode: str) -> ModeSummary:
         share(outcome.wrong_article),
         latency,
         ece,
+        caught,
     )
 
 
@@ -524,6 +553,7 @@ def evaluate_squad(
     retrieval: RetrievalSettings | None = None,
     progress: ProgressCallback | None = None,
     retriever: Retriever | None = None,
+    unanswerable: int = 200,
 ) -> CaseReport:
     """Build (or reuse) the set's index, ask every question in every mode, score, test."""
     retriever = retriever or build(
@@ -535,9 +565,19 @@ def evaluate_squad(
         questions = tuple(questions[int(i * step)] for i in range(limit))
     squad = SquadSet(squad.name, squad.articles, questions, squad.key)
     judge = Judge()
+    if isinstance(retriever.embedder, QueryVectors):  # every mode is then timed without the
+        for i in range(0, len(questions), 64):  # encoder, whose cost is the same for all
+            retriever.embedder.encode_queries(
+                [q.text[:MAX_QUESTION_CHARS] for q in questions[i : i + 64]]
+            )
     outcomes: dict[str, ModeOutcome] = {
         m: ask(retriever, squad, m, judge, progress=progress) for m in modes
     }
+    left_out: list[tuple[bool, float, bool]] = []
+    if unanswerable and "hybrid" in outcomes and len(squad.articles) > 1:
+        step = max(len(questions) / unanswerable, 1.0)
+        sample = [questions[int(i * step)] for i in range(min(unanswerable, len(questions)))]
+        left_out = ask_unanswerable(retriever, sample, judge)
     if isinstance(retriever.embedder, QueryVectors):
         retriever.embedder.save()
     qrels = qrels_of(outcomes)
@@ -558,13 +598,16 @@ def evaluate_squad(
     extra = sum(1 for doc_id in retriever.index.documents if doc_id not in known)
     main = outcomes.get("hybrid") or next(iter(outcomes.values()))
     _, reliability = expected_calibration_error(
-        [main.confidence.get(q, 0.0) for q in ids], [main.answer_hit.get(q, False) for q in ids]
+        [main.confidence.get(q, 0.0) for q in ids] + [c for _, c, _ in left_out],
+        [main.answer_hit.get(q, False) for q in ids] + [False for _ in left_out],
     )
     return CaseReport(
         squad.name,
         len(squad.articles),
         len(retriever.index.chunks),
-        tuple(summarize(squad, o, m) for m, o in outcomes.items()),
+        tuple(
+            summarize(squad, o, m, left_out if m == "hybrid" else ()) for m, o in outcomes.items()
+        ),
         tuple(tests),
         tuple(reliability),
         extra,
@@ -597,16 +640,21 @@ def format_cases(reports: Sequence[CaseReport]) -> str:
     """One table for every case and mode, then the paired tests."""
     head = (
         f"{'case':<14} {'mode':<8} {'n':>5} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} "
-        f"{'answer':>7} {'refused':>8} {'wrong-art':>9} {'ECE':>6} {'ms':>6}"
+        f"{'answer':>7} {'refused':>8} {'wrong-art':>9} {'caught':>7} {'ECE':>6} {'ms':>6}"
     )
     lines = [head, "-" * len(head)]
     for report in reports:
         for s in report.summaries:
+            caught = "" if s.unanswerable_caught is None else f"{s.unanswerable_caught:.3f}"
             lines.append(
                 f"{report.case:<14} {s.mode:<8} {s.questions:>5} {s.r1:>6.3f} {s.r5:>6.3f} "
                 f"{s.r10:>6.3f} {s.mrr10:>7.3f} {s.answer_hit:>7.3f} {s.false_refusal:>8.3f} "
-                f"{s.wrong_article:>9.3f} {s.ece:>6.3f} {s.latency_median_ms:>6.1f}"
+                f"{s.wrong_article:>9.3f} {caught:>7} {s.ece:>6.3f} {s.latency_median_ms:>6.1f}"
             )
+    lines.append(
+        "refused: answerable questions flagged unanswerable; caught: questions asked without "
+        "their article that were flagged; ECE over both (hybrid)"
+    )
     lines.append("")
     lines.append("paired t-test (ranx compare), p <= 0.05:")
     for report in reports:

@@ -6,21 +6,27 @@
 - ``coverage``: the IDF-weighted share of the question's lexical terms that occur together in
   one of the top three passages.
 
-The question counts as answerable when either signal clears its threshold. The thresholds are
-chosen on the gold set's dev split only (``qa eval --split dev``) so that at most about 5% of
-answerable questions are flagged; a wrong "unanswerable" hides an answer the corpus has, which
-costs more than passing an off-topic question. Questions that name the corpus's own entities but
-ask for a fact it does not contain ("near misses") mostly pass: telling them apart needs a
-reader model, not scores. For an embedder without a calibrated threshold only coverage can
-flag, and only in lexical mode.
+The question counts as answerable when either signal clears its threshold. A wrong
+"unanswerable" hides an answer the corpus has, which costs more than passing an off-topic
+question, so the dense thresholds are set where at most 1% of the answerable questions of the
+dev suite (DRCD, XQuAD, JSQuAD dev halves) fall below them, one for questions written in the
+corpus's script and a lower one for questions that cross scripts (English over Chinese), whose
+similarities run lower. Questions asked without their article are the suite's unanswerable
+ones: on XQuAD about 40% of them are flagged (18% across scripts), on DRCD and JSQuAD almost
+none, because their articles are so alike that another article scores as close as the right
+one. Telling those apart needs a reader model, not scores. For an embedder without calibrated
+thresholds only coverage can flag, and only in lexical mode.
+
+``confidence`` is a separate, calibrated number: the probability that the answer composed from
+these passages holds the answer (``CONFIDENCE_MODELS``).
 
 One kind of near miss needs no reader: a question that asks for a quantity (a tonnage, a sum of
 money, a percentage) when none of the top five passages states a number in that unit.
 Retrieval puts the passage with the answer in the top five for nearly every answerable
-question, so a missing unit there means the corpus most likely does not say (or retrieval
-missed, and the hits do not answer either). The check overrides both signals. It cannot catch
-a question whose unit the corpus states about something else (a deal's total price for a
-"price per share").
+question, so a missing unit there means the corpus most likely does not say. The check
+overrides both signals. Its patterns are general, in English, Chinese and Japanese (any
+currency, fractions as shares). It cannot catch a question whose unit the corpus states about
+something else (a deal's total price for a "price per share").
 
 Measurements and rejected variants: ``eval/EXPERIMENTS.md``.
 """
@@ -33,9 +39,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 COVERAGE_THRESHOLD = 0.11
+# The best passage's similarity below which a question is flagged, by whether the question is
+# written in the corpus's script (``qa.scripts.same_script``): across scripts (English over
+# Chinese) similarities run lower for questions that are answered, so the bar is lower. Each is
+# the similarity that at most 1% of the dev suite's answerable questions of that kind fall below.
 DENSE_THRESHOLDS = {"use-multilingual-v3": 0.31}
-_DENSE_WIDTH = 0.04  # logistic widths: how fast confidence moves around each threshold
+CROSS_SCRIPT_DENSE_THRESHOLDS = {"use-multilingual-v3": 0.20}
+_DENSE_WIDTH = 0.04  # logistic widths: how fast the flag's belief moves around each threshold
 _COVERAGE_WIDTH = 0.03
+# ``confidence`` = P(the answer holds), a logistic model of the dense top similarity, the
+# coverage, whether the question crosses scripts, and that crossing times the similarity;
+# fitted on the dev suite's questions, answerable and asked without their article alike, each
+# of its five cases weighing the same.
+CONFIDENCE_MODELS = {"use-multilingual-v3": (-2.786, 3.378, 4.702, -2.56, 11.13)}
 
 
 def _sigmoid(x: float) -> float:
@@ -47,21 +63,37 @@ def judge(
     dense_top: float | None,
     coverage: float,
     quantity_stated: bool | None = None,
+    *,
+    cross_script: bool = False,
 ) -> tuple[bool, float]:
-    """(answerable, confidence in 0..1); confidence is 0.5 exactly at a threshold.
+    """(answerable, confidence in 0..1).
 
-    ``quantity_stated`` comes from ``quantity_in_passages`` (None: the question asks for no
-    quantity); False vetoes whatever the scores say."""
-    confidence = _sigmoid((coverage - COVERAGE_THRESHOLD) / _COVERAGE_WIDTH)
-    threshold = DENSE_THRESHOLDS.get(model_id)
+    ``answerable``: either signal clears its threshold (the dense one chosen by
+    ``cross_script``); ``quantity_stated`` from ``quantity_in_passages`` (None: the question
+    asks for no quantity), when False, vetoes whatever the scores say. ``confidence`` is the
+    calibrated probability that the answer composed from these passages holds the answer
+    (``CONFIDENCE_MODELS``); for a model without one, the flag's own belief, 0.5 at a
+    threshold."""
+    belief = _sigmoid((coverage - COVERAGE_THRESHOLD) / _COVERAGE_WIDTH)
+    table = CROSS_SCRIPT_DENSE_THRESHOLDS if cross_script else DENSE_THRESHOLDS
+    threshold = table.get(model_id)
     if dense_top is not None:
         if threshold is None:
-            confidence = max(confidence, 0.5)  # no calibration for this model: never flag
+            belief = max(belief, 0.5)  # no calibration for this model: never flag
         else:
-            confidence = max(confidence, _sigmoid((dense_top - threshold) / _DENSE_WIDTH))
+            belief = max(belief, _sigmoid((dense_top - threshold) / _DENSE_WIDTH))
+    answerable = belief >= 0.5
+    weights = CONFIDENCE_MODELS.get(model_id)
+    if weights is not None and dense_top is not None:
+        cross = float(cross_script)
+        b0, b_dense, b_coverage, b_cross, b_both = weights
+        z = b0 + b_dense * dense_top + b_coverage * coverage + b_cross * cross
+        confidence = _sigmoid(z + b_both * dense_top * cross)
+    else:
+        confidence = belief
     if quantity_stated is False:
         return False, min(confidence, MISSING_QUANTITY_CONFIDENCE)
-    return confidence >= 0.5, confidence
+    return answerable, confidence
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.types import Chunk, Citation, Context, Document, anchor_for
 
 JOIN_LIMIT = 2  # chunks a passage may join
+# Only the first JOIN_WINDOW chunks of the ranking may join a passage: whatever ``top_k`` is,
+# the same passages come out with the same spans (a chunk ranked lower is dropped).
+JOIN_WINDOW = 20
 
 
 class Joined:

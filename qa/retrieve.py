@@ -19,9 +19,9 @@ from qa.crosslingual import Expander
 from qa.embed import Embedder
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.lexicon import mine_lexicon
-from qa.passages import Joined, citation_for, context_around
+from qa.passages import JOIN_WINDOW, Joined, citation_for, context_around
 from qa.query import analyze_query
-from qa.scripts import Script, corpus_script, has_kana
+from qa.scripts import Script, corpus_script, has_kana, same_script
 from qa.store import Store
 from qa.threads import apply as apply_thread_limits
 from qa.types import (
@@ -64,15 +64,15 @@ class FusionSettings:
     halves of DRCD, XQuAD and JSQuAD (``eval/EXPERIMENTS.md``).
     """
 
-    k: int = 20
+    k: int = 10
     candidates: int = 100
     dense_weight: float = 1.0
     # The question is written in the corpus's script (Chinese over Chinese, Japanese over
     # Japanese, English over English).
-    lexical_weight: float = 2.0
+    lexical_weight: float = 4.0
     # Latin letters over a CJK corpus, matched through dictionary translations
     # (``qa.crosslingual``): translations of common words are noisy, so the dense ranking leads.
-    lexical_weight_translated: float = 2.0
+    lexical_weight_translated: float = 0.5
     # Latin letters and no translation over a CJK corpus: its lexical hits are stray Latin names.
     lexical_weight_latin: float = 0.25
     # Japanese over a Chinese corpus: only its kanji can match word for word.
@@ -81,7 +81,7 @@ class FusionSettings:
     def lexical_weight_for(self, query: Query, corpus: Script = "han") -> float:
         """The lexical ranking's weight for this question's script against the corpus's."""
         script = query.script
-        if script == corpus or (script == "han" and corpus == "kana"):
+        if same_script(script, corpus):
             return self.lexical_weight
         if script == "kana":
             return self.lexical_weight_kana
@@ -254,6 +254,7 @@ class Retriever:
             signals.best_similarity,
             self._coverage(query, signals.ranked[:3]),
             quantity_stated,
+            cross_script=not same_script(query.script, self.corpus_script),
         )
         unstated = () if quantity_stated is not False else tuple(q.name for q in asked)
         took_ms = (time.perf_counter() - started) * 1000
@@ -469,23 +470,26 @@ class Retriever:
     def _hits(self, signals: Signals, top_k: int, context: int) -> tuple[Hit, ...]:
         """Best first. A chunk that overlaps a passage already shown joins it (``qa.passages``:
         the answer is often in the neighbour of the chunk that restates the question); a chunk
-        repeating text already shown (a copied file) is dropped."""
+        repeating text already shown (a copied file) is dropped. The first ``JOIN_WINDOW``
+        chunks are always assembled, so ``top_k`` only cuts the list: hit n is the same
+        passage for every ``top_k`` >= n."""
         passages: list[Joined] = []
         seen_texts: set[str] = set()
-        for row, score in signals.ranked:
-            chunk = self.index.chunks[row]
-            joined = next((p for p in passages if p.takes(chunk)), None)
-            if joined is not None:
-                joined.join(row, chunk)
-                continue
-            if chunk.text in seen_texts or any(p.overlaps(chunk) for p in passages):
-                continue
-            if len(passages) == top_k:
+        for position, (row, score) in enumerate(signals.ranked):
+            if len(passages) >= top_k and position >= JOIN_WINDOW:
                 break
+            chunk = self.index.chunks[row]
+            touching = [p for p in passages if p.overlaps(chunk)]
+            if touching:  # joins the one passage it overlaps, if that may grow; else dropped
+                if position < JOIN_WINDOW and len(touching) == 1 and touching[0].takes(chunk):
+                    touching[0].join(row, chunk)
+                continue
+            if chunk.text in seen_texts:
+                continue
             seen_texts.add(chunk.text)
             passages.append(Joined(row, score, chunk))
         hits = []
-        for rank, passage in enumerate(passages, start=1):
+        for rank, passage in enumerate(passages[:top_k], start=1):
             document = self.index.documents[passage.doc_id]
             start, end = passage.start, passage.end
             scores = {

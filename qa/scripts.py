@@ -92,6 +92,12 @@ def corpus_script(texts: Iterable[str], *, sample_chars: int = 200_000) -> Scrip
     return best if counts[best] else "other"
 
 
+def same_script(question: Script, corpus: Script) -> bool:
+    """Can the question's words match the corpus's word for word? Yes within one script, and
+    for a Chinese question over a Japanese corpus (kanji are Han characters)."""
+    return question == corpus or (question == "han" and corpus == "kana")
+
+
 def has_kana(text: str) -> bool:
     return _PATTERNS["kana"].search(text) is not None
 

@@ -75,6 +75,7 @@ def plan_ingest(
     prune: bool = False,
     strict: bool = False,
     read: ReadFiles | None = None,
+    progress: ProgressCallback | None = None,
 ) -> IngestPlan:
     """Read ``paths`` (default: the corpus directory) and decide what the next index holds.
 
@@ -83,7 +84,7 @@ def plan_ingest(
     it was indexed. Only ``prune`` makes the index mirror exactly the files read.
     """
     roots = list(paths) or [settings.corpus_dir]
-    report = ingest_paths(roots, settings.corpus_dir, strict=strict, read=read)
+    report = ingest_paths(roots, settings.corpus_dir, strict=strict, read=read, progress=progress)
     fresh = {d.doc_id: d for d in report.documents}
     if prune:  # the old documents are not needed, only their names (from the manifest)
         removing = sorted(set(indexed_doc_ids(settings.index_dir)) - set(fresh))
@@ -113,7 +114,7 @@ def ingest(
     ``prune``, also remove every indexed document not among them. ``announce`` sees the plan
     (what will be removed) before anything is embedded or written. ``read`` and ``embed`` say
     where files are parsed, chunked and embedded (``qa.distributed``: on a Ray cluster)."""
-    plan = plan_ingest(settings, paths, prune=prune, strict=strict, read=read)
+    plan = plan_ingest(settings, paths, prune=prune, strict=strict, read=read, progress=progress)
     if announce is not None:
         announce(plan)
     build = build_index(

@@ -72,7 +72,13 @@ def _corpus(root: Path) -> Path:
     corpus.mkdir()
     # A Chinese passage that answers, and a Japanese footnote-like passage that shares only
     # kana with the question.
-    (corpus / "zh.txt").write_text("日本研究海底稀土泥的開採技術，預計明年試採。\n", "utf-8")
+    # The Chinese text is most of the corpus, so the corpus reads as Chinese (``corpus_script``).
+    (corpus / "zh.txt").write_text(
+        "日本研究海底稀土泥的開採技術，預計明年試採。政府編列預算支持相關研究，"
+        "並與大學及企業合作建立示範產線。專家指出，若能穩定量產，將降低對單一國家的依賴，"
+        "同時帶動國內材料產業的發展與升級，對經濟安全具有長遠意義。\n",
+        "utf-8",
+    )
     (corpus / "ja.txt").write_text("〈レアアースはどこにあるのか、それはなぜなのか〉。\n", "utf-8")
     return corpus
 

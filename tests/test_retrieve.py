@@ -139,10 +139,10 @@ def test_dense_score_is_similarity_less_a_share_of_hubness(corpus_retriever: Ret
     question = "How does Japan secure rare earths outside China?"
     query = corpus_retriever.embedder.encode_queries([question])[0]
     vectors = index.dense.reconstruct_n(0, index.dense.ntotal)
-    rows = {(c.doc_id, c.char_start): row for row, c in enumerate(index.chunks)}
     hits = corpus_retriever.search(question, top_k=10, mode="dense").hits
-    for hit in hits:
-        row = rows[(hit.citation.doc_id, hit.citation.char_start)]
+    for hit in hits:  # a passage joining chunks carries its best chunk's scores
+        row = hit.row
+        assert row is not None and row in hit.rows
         start, end = index.sentence_ranges[row]
         own = index.sentence_vectors[start:end].astype(np.float32)
         weight = dense_settings.sentence_weight

@@ -127,13 +127,22 @@ def _pdf_reader() -> Callable[..., Document]:
 
 
 def ingest_paths(
-    paths: Iterable[Path], root: Path, *, strict: bool = False, read: ReadFiles | None = None
+    paths: Iterable[Path],
+    root: Path,
+    *,
+    strict: bool = False,
+    read: ReadFiles | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestReport:
     """Read every supported file; a bad file is reported (or raised when ``strict``). ``read``
-    (default ``read_each``) says where the files are parsed; the outcome is the same."""
+    (default ``read_each``) says where the files are parsed; the outcome is the same.
+    ``progress("reading", files read, files)`` follows it."""
     documents: dict[str, Document] = {}
     errors: list[DocumentParseError] = []
-    for path, result in (read or read_each)(discover(paths), root):
+    files = list(discover(paths))
+    for done, (path, result) in enumerate((read or read_each)(files, root), start=1):
+        if progress is not None:
+            progress("reading", done, len(files))
         try:
             if isinstance(result, DocumentParseError):
                 raise result
