@@ -254,18 +254,29 @@ def test_quantity_in_passages() -> None:
 
 
 def test_judge_thresholds() -> None:
-    from qa.answerable import COVERAGE_THRESHOLD, DENSE_THRESHOLDS, judge
+    from qa.answerable import (
+        COVERAGE_THRESHOLD,
+        CROSS_SCRIPT_DENSE_THRESHOLDS,
+        DENSE_THRESHOLDS,
+        judge,
+    )
 
-    threshold = DENSE_THRESHOLDS["use-multilingual-v3"]
-    assert judge("use-multilingual-v3", threshold, 0.0) == (True, pytest.approx(0.5))
-    assert judge("use-multilingual-v3", 0.20, 0.0)[0] is False
-    assert judge("use-multilingual-v3", 0.20, COVERAGE_THRESHOLD + 0.05)[0] is True
+    model = "use-multilingual-v3"
+    same, cross = DENSE_THRESHOLDS[model], CROSS_SCRIPT_DENSE_THRESHOLDS[model]
+    assert cross < same  # answered questions across scripts score lower
+    assert judge(model, same, 0.0)[0] is True
+    assert judge(model, same - 0.01, 0.0)[0] is False
+    between = (same + cross) / 2
+    assert judge(model, between, 0.0)[0] is False
+    assert judge(model, between, 0.0, cross_script=True)[0] is True
+    assert judge(model, cross - 0.01, 0.0, cross_script=True)[0] is False
+    assert judge(model, 0.20, COVERAGE_THRESHOLD + 0.05)[0] is True
     assert judge("some-other-model", 0.01, 0.0)[0] is True  # uncalibrated: never flags on dense
     assert judge("some-other-model", None, 0.0)[0] is False  # lexical mode: coverage decides
+    # confidence is a probability that grows with either signal
+    assert 0.0 < judge(model, 0.3, 0.2)[1] < judge(model, 0.6, 0.2)[1] < 1.0
+    assert judge(model, 0.3, 0.2)[1] < judge(model, 0.3, 0.6)[1]
     # a missing quantity overrides both signals; a stated one (or none asked) changes nothing
-    assert judge("use-multilingual-v3", 0.9, 1.0, quantity_stated=False) == (
-        False,
-        MISSING_QUANTITY_CONFIDENCE,
-    )
-    assert judge("use-multilingual-v3", 0.9, 1.0, True) == judge("use-multilingual-v3", 0.9, 1.0)
-    assert judge("use-multilingual-v3", 0.2, 0.0, True)[0] is False
+    assert judge(model, 0.9, 1.0, quantity_stated=False) == (False, MISSING_QUANTITY_CONFIDENCE)
+    assert judge(model, 0.9, 1.0, True) == judge(model, 0.9, 1.0)
+    assert judge(model, 0.2, 0.0, True)[0] is False
