@@ -43,6 +43,11 @@ CITATION_KEYS = {
     "authors",
     "date",
     "footnotes",
+    "slide",
+    "sheet",
+    "table",
+    "row",
+    "row_end",
 }
 FOOTNOTE_KEYS = {"n", "text", "urls", "refers_to", "char_start", "char_end"}
 SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
