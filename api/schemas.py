@@ -68,6 +68,16 @@ class FootnotePublic(BaseModel):
     char_end: int
 
 
+class TextBoxPublic(BaseModel):
+    char_start: int = Field(description="The line's characters in the document text ...")
+    char_end: int
+    page: int = Field(description="... are drawn on this PDF page ...")
+    x0: float = Field(description="... in this box, in points from the page's top-left corner.")
+    top: float
+    x1: float
+    bottom: float
+
+
 class CitationPublic(BaseModel):
     doc_id: str
     title: str
@@ -101,6 +111,10 @@ class CitationPublic(BaseModel):
         "1-based row with the header as row 1 (null outside tables).",
     )
     row_end: int | None = Field(default=None, description="Last table row cited.")
+    boxes: list[TextBoxPublic] = Field(
+        default_factory=list,
+        description="Scanned PDF pages: where each OCR'd line of the passage is on its page.",
+    )
 
 
 class ContextPublic(BaseModel):

@@ -73,6 +73,7 @@ def citation_for(document: Document, start: int, end: int, kind: str = "body") -
         table=place.table,
         row=rows[0] if rows else None,
         row_end=rows[1] if rows else None,
+        boxes=document.boxes_between(start, end),
     )
 
 

@@ -77,6 +77,20 @@ class Place:
 
 
 @dataclass(frozen=True)
+class TextBox:
+    """Where the characters ``text[char_start:char_end]`` are drawn: a line that OCR read on
+    ``page``, its box in PDF points from the page's top-left corner (x0, top, x1, bottom)."""
+
+    char_start: int
+    char_end: int
+    page: int
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+
+@dataclass(frozen=True)
 class Document:
     """One source file, reduced to a canonical text that every citation offset points into.
 
@@ -102,6 +116,8 @@ class Document:
     # Slide, sheet, table and row of the text from each offset on (``Place``), sorted like
     # ``page_runs``; empty for formats that have none of them.
     places: tuple[tuple[int, Place], ...] = ()
+    # The box of every line OCR read (scanned PDF pages), sorted by ``char_start``.
+    boxes: tuple[TextBox, ...] = ()
     # Why the text may not be what the file shows (a garbled PDF text layer): reported, not fatal.
     warnings: tuple[str, ...] = ()
     _run_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -145,6 +161,16 @@ class Document:
             if place.row is not None and (place.sheet, place.table) == (table.sheet, table.table)
         ]
         return (min(rows), max(rows)) if rows else None
+
+    def boxes_between(self, start: int, end: int) -> tuple[TextBox, ...]:
+        """Boxes of the OCR'd lines that hold a character of ``text[start:end]``."""
+        first = bisect.bisect_right(self.boxes, start, key=lambda box: box.char_end)
+        found: list[TextBox] = []
+        for box in self.boxes[first:]:
+            if box.char_start >= end:
+                break
+            found.append(box)
+        return tuple(found)
 
     def section_at(self, offset: int) -> str:
         """Heading path (``outer > inner``) in force at ``offset``; empty before any heading."""
@@ -229,6 +255,7 @@ class Citation:
     table: str | None = None
     row: int | None = None  # the first row cited ...
     row_end: int | None = None  # ... and the last (same table)
+    boxes: tuple[TextBox, ...] = ()  # where an OCR'd passage is drawn on its pages
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ CITATION_KEYS = {
     "table",
     "row",
     "row_end",
+    "boxes",
 }
 FOOTNOTE_KEYS = {"n", "text", "urls", "refers_to", "char_start", "char_end"}
 SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docx
 import openpyxl
+import paperang_p2_fonts_cjk
 import pptx
 import pytest
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
@@ -452,3 +453,65 @@ def test_unsupported_files_are_reported_by_name(tmp_path: Path) -> None:
     assert report.errors == ()
     assert sorted(Path(s.path).name for s in report.skipped) == ["old.doc", "scan.tiff"]
     assert all("unsupported file type" in s.reason and ".docx" in s.reason for s in report.skipped)
+
+
+# --- scanned PDFs (OCR) -----------------------------------------------------------------------
+
+
+def draw_scan(path: Path, pages: list[list[str]], dpi: int = 150) -> Path:
+    """An image-only PDF, as a scanner makes one: each page a picture of ``pages``' lines."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font_file = Path(paperang_p2_fonts_cjk.__file__).parent / "fonts" / "wqy-microhei.ttc"
+    font = ImageFont.truetype(str(font_file), round(14 * dpi / 72))
+    images = []
+    for lines in pages:
+        image = Image.new("RGB", (6 * dpi, 4 * dpi), "white")
+        pen = ImageDraw.Draw(image)
+        for row, line in enumerate(lines):
+            pen.text((dpi // 2, dpi // 2 + row * round(28 * dpi / 72)), line, "black", font)
+        images.append(image)
+    first, *rest = images
+    first.save(path, "PDF", resolution=dpi, save_all=True, append_images=rest)
+    return path
+
+
+SCANNED = [
+    ["第六章 稀土", "南鳥島海底泥含有大量稀土，", "政府計畫開始試採。"],
+    ["Chapter 2 Steel", "Nippon Steel bought U.S. Steel", "for 14.1 billion dollars."],
+]
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Retriever]:
+    root = tmp_path_factory.mktemp("scan") / "corpus"
+    root.mkdir()
+    draw_scan(root / "scan.pdf", SCANNED)
+    return root, build(root.parent, root)
+
+
+def test_scanned_pages_are_read_by_ocr_with_their_boxes(scanned: tuple[Path, Retriever]) -> None:
+    _, retriever = scanned
+    document = retriever.document("scan")
+    assert any("read by OCR" in w for w in document.warnings), document.warnings
+    assert [page for _, page in document.page_runs] == [1, 2]
+    for query, word, page in (("南鳥島海底泥", "南鳥島", 1), ("Nippon Steel billion", "Nippon", 2)):
+        top = retriever.search(query, mode="lexical").hits[0]
+        c = exact(retriever, top)
+        assert c.doc_id == "scan" and c.page is not None and c.page <= page <= (c.page_end or 0)
+        assert {b.page for b in c.boxes} <= set(range(c.page, (c.page_end or c.page) + 1))
+        at = document.text.index(word)
+        assert c.char_start <= at < c.char_end
+        line = next(b for b in c.boxes if b.char_start <= at < b.char_end)
+        assert line.page == page == document.page_of(at)
+        # inside the 6 x 4 inch page, in points from its top-left; drawn half an inch (36 pt)
+        # from the left edge, on the second or third line (a line is 28 pt)
+        assert 0 <= line.x0 < line.x1 <= 6 * 72 and 0 <= line.top < line.bottom <= 4 * 72
+        assert 30 <= line.x0 <= 45 and 60 <= line.top <= 100
+        assert word in document.text[line.char_start : line.char_end]
+
+
+def test_a_blank_scan_is_named_not_indexed_as_nothing(tmp_path: Path) -> None:
+    path = draw_scan(tmp_path / "blank.pdf", [[]])
+    with pytest.raises(DocumentParseError, match=r"blank\.pdf: .*OCR found no text"):
+        read(path)
