@@ -515,3 +515,16 @@ def test_a_blank_scan_is_named_not_indexed_as_nothing(tmp_path: Path) -> None:
     path = draw_scan(tmp_path / "blank.pdf", [[]])
     with pytest.raises(DocumentParseError, match=r"blank\.pdf: .*OCR found no text"):
         read(path)
+
+
+def test_without_the_ocr_libraries_the_pages_and_the_pip_command_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.ingest import ocr
+
+    monkeypatch.setattr(ocr, "available", lambda: False)
+    path = draw_scan(tmp_path / "scan.pdf", SCANNED)
+    with pytest.raises(DocumentParseError) as info:
+        read(path)
+    assert info.value.reason.startswith("no text layer (scanned PDF?); pages 1, 2")
+    assert "pip install rapidocr-onnxruntime pypdfium2" in info.value.reason

@@ -2,9 +2,10 @@
 
 ``rapidocr-onnxruntime`` ships PaddleOCR's PP-OCRv4 detection and Chinese/English recognition
 models inside its wheel and runs them with onnxruntime on the CPU: nothing is downloaded at
-run time. The recogniser's alphabet is Chinese (Simplified and Traditional characters), Latin
-letters, digits and punctuation; it has no kana, so Japanese scans lose their kana (see the
-README). A page is rendered at ``SCALE`` times 72 dpi (144 dpi), a resolution at which the
+run time. The recogniser's alphabet (6,623 characters) is Chinese, Latin letters, digits and
+punctuation: it lacks some Traditional characters (鏈 and 採 among them: they come out as
+nothing or a look-alike) and has 5 kana, so Japanese scans need PaddleOCR's Japanese model,
+which the wheel does not ship. A page is rendered at ``SCALE`` times 72 dpi (144 dpi), a resolution at which the
 recogniser reads 10-point text; every line it finds comes back with its box and its
 confidence, and lines below ``MIN_CONFIDENCE`` are dropped as noise (specks, stamps).
 

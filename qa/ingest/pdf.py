@@ -95,7 +95,7 @@ def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash
         if unmapped:
             reason = "text layer without Unicode mapping (fonts lack a ToUnicode map)"
         elif ocr_notes and ocr_notes[0].startswith("OCR"):
-            reason = "no text layer, and OCR found no text on any page (blank scan?)"
+            reason = "no text layer (scanned PDF?), and OCR found no text on any page"
         elif ocr_notes:
             reason = f"no text layer (scanned PDF?); {ocr_notes[0]}"
         raise DocumentParseError(source_path, reason)
