@@ -528,3 +528,42 @@ def test_without_the_ocr_libraries_the_pages_and_the_pip_command_are_named(
         read(path)
     assert info.value.reason.startswith("no text layer (scanned PDF?); pages 1, 2")
     assert "pip install rapidocr-onnxruntime pypdfium2" in info.value.reason
+
+
+# --- HTML tables ------------------------------------------------------------------------------
+
+HTML_TABLE = """<!DOCTYPE html><html><head><title>Steel</title></head><body><main>
+<h1>Steel report</h1>
+<p>Output rose<sup>1</sup> in 2025.</p>
+<table>
+<caption>Table 4: Output by city (kt)</caption>
+<thead><tr><th>City</th><th>2024</th><th>2025</th></tr></thead>
+<tbody>
+<tr><td>Taipei</td><td>310</td><td>325</td></tr>
+<tr><td>Kaohsiung<br>City</td><td>1,100</td><td><p>1,234</p></td></tr>
+</tbody></table>
+<p>After the table.</p>
+<table><tr><td>Layout A</td><td>Layout B</td></tr></table>
+<ol class="footnotes"><li id="fn1">METI 2025.</li></ol>
+</main></body></html>
+"""
+
+
+def test_html_data_table_is_read_by_labelled_rows(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "steel.html").write_text(HTML_TABLE, "utf-8")
+    document = read(root / "steel.html")
+    row = "City: Kaohsiung City | 2024: 1,100 | 2025: 1,234"
+    assert row in document.text
+    assert "Layout A\n\nLayout B" in document.text  # one row: layout, cells stay paragraphs
+    start = document.text.index(row)
+    place = document.place_of(start)
+    assert (place.table, place.row) == ("Table 4: Output by city (kt)", 3)
+    assert document.line_of(start) == 9  # the <tr> of the row
+    assert [f.n for f in document.footnotes] == [1]
+    retriever = build(tmp_path, root)
+    top = retriever.search("Kaohsiung 2025", mode="lexical").hits[0]
+    c = exact(retriever, top)
+    assert row in top.text and c.kind == "table" and c.table == "Table 4: Output by city (kt)"
+    assert c.row is not None and c.row <= 3 <= (c.row_end or 0)
