@@ -567,3 +567,45 @@ def test_html_data_table_is_read_by_labelled_rows(tmp_path: Path) -> None:
     c = exact(retriever, top)
     assert row in top.text and c.kind == "table" and c.table == "Table 4: Output by city (kt)"
     assert c.row is not None and c.row <= 3 <= (c.row_end or 0)
+
+
+# --- damaged files: a clear error, never a crash ----------------------------------------------
+
+WRITERS = {
+    "docx": write_docx,
+    "pptx": write_pptx,
+    "xlsx": write_xlsx,
+    "epub": write_epub,
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(WRITERS))
+def test_damaged_office_files_are_parse_errors(tmp_path: Path, suffix: str) -> None:
+    good = WRITERS[suffix](tmp_path / f"good.{suffix}").read_bytes()
+    with zipfile.ZipFile(tmp_path / f"good.{suffix}") as archive:
+        names = archive.namelist()
+    damaged = {
+        "random": bytes(range(256)) * 8,
+        "empty": b"",
+        "truncated": good[: len(good) * 2 // 3],
+        "ole": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100),
+    }
+    for name, raw in damaged.items():
+        (tmp_path / f"{name}.{suffix}").write_bytes(raw)
+    # a valid zip with each part in turn replaced by XML that is not well formed
+    for index, part in enumerate(names):
+        with (
+            zipfile.ZipFile(tmp_path / f"good.{suffix}") as source,
+            zipfile.ZipFile(tmp_path / f"part{index}.{suffix}", "w") as target,
+        ):
+            for member in names:
+                target.writestr(member, b"<oops" if member == part else source.read(member))
+    for path in sorted(tmp_path.glob(f"*.{suffix}")):
+        if path.name == f"good.{suffix}":
+            continue
+        try:
+            document = read(path)
+        except DocumentParseError as exc:
+            assert path.name in str(exc) and exc.reason
+        else:  # a part the reader does not need (a theme, a thumbnail) may be broken
+            assert document.text and path.name.startswith("part"), path.name

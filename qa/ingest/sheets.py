@@ -63,6 +63,13 @@ def read_xlsx_document(raw: bytes, *, doc_id: str, source_path: str, content_has
             )
             _renumber_lines(paragraphs)
         props = workbook.properties
+    except DocumentParseError:
+        raise
+    except Exception as exc:  # read-only mode parses each sheet only as it is read
+        reason = str(exc) or type(exc).__name__
+        raise DocumentParseError(
+            source_path, f"not a readable Excel (.xlsx) file ({reason})"
+        ) from None
     finally:
         workbook.close()
     if not paragraphs:

@@ -35,8 +35,14 @@ def read_pptx_document(raw: bytes, *, doc_id: str, source_path: str, content_has
     open_zip(raw, source_path, "PowerPoint (.pptx)")
     deck = _open(raw, source_path)
     paragraphs: list[Paragraph] = []
-    for number, slide in enumerate(deck.slides, start=1):
-        paragraphs.extend(_slide_paragraphs(slide, number, line=len(paragraphs) + 1))
+    try:  # python-pptx parses some parts (notes, layouts) only when they are first used
+        for number, slide in enumerate(deck.slides, start=1):
+            paragraphs.extend(_slide_paragraphs(slide, number, line=len(paragraphs) + 1))
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise DocumentParseError(
+            source_path, f"not a readable PowerPoint (.pptx) file ({reason})"
+        ) from None
     if not any(p.level is None for p in paragraphs):
         raise DocumentParseError(source_path, "no text on any slide")
     document = build_document(

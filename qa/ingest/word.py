@@ -61,8 +61,16 @@ def read_docx_document(raw: bytes, *, doc_id: str, source_path: str, content_has
     open_zip(raw, source_path, "Word (.docx)")
     word = _open(raw, source_path)
     notes = _Notes()
-    paragraphs = list(_body_paragraphs(word, notes))
-    paragraphs.extend(_note_paragraphs(word, notes, line=len(paragraphs) + 1))
+    try:  # python-docx parses some parts (notes, styles) only when they are first used
+        paragraphs = list(_body_paragraphs(word, notes))
+        paragraphs.extend(_note_paragraphs(word, notes, line=len(paragraphs) + 1))
+    except DocumentParseError:
+        raise
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise DocumentParseError(
+            source_path, f"not a readable Word (.docx) file ({reason})"
+        ) from None
     if not any(p.text for p in paragraphs):
         raise DocumentParseError(source_path, "no text in the Word document")
     document = build_document(
