@@ -609,3 +609,26 @@ def test_damaged_office_files_are_parse_errors(tmp_path: Path, suffix: str) -> N
             assert path.name in str(exc) and exc.reason
         else:  # a part the reader does not need (a theme, a thumbnail) may be broken
             assert document.text and path.name.startswith("part"), path.name
+
+
+def test_xml_entity_bombs_are_refused(tmp_path: Path) -> None:
+    """A "billion laughs" sheet: openpyxl parses through defusedxml, which refuses entities."""
+    good = write_xlsx(tmp_path / "good.xlsx")
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(
+            f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i else "&lol;" * 10}">' for i in range(9)
+        )
+        + ']><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol8;</t></is></c></row>'
+        "</sheetData></worksheet>"
+    )
+    with (
+        zipfile.ZipFile(good) as source,
+        zipfile.ZipFile(tmp_path / "bomb.xlsx", "w") as target,
+    ):
+        for member in source.namelist():
+            is_sheet = member == "xl/worksheets/sheet1.xml"
+            target.writestr(member, bomb if is_sheet else source.read(member))
+    with pytest.raises(DocumentParseError, match=r"bomb\.xlsx: not a readable Excel"):
+        read(tmp_path / "bomb.xlsx")
