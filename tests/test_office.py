@@ -569,14 +569,107 @@ def test_html_data_table_is_read_by_labelled_rows(tmp_path: Path) -> None:
     assert c.row is not None and c.row <= 3 <= (c.row_end or 0)
 
 
-# --- damaged files: a clear error, never a crash ----------------------------------------------
+def test_xml_entity_bombs_are_refused(tmp_path: Path) -> None:
+    """A "billion laughs" sheet: openpyxl parses through defusedxml, which refuses entities."""
+    good = write_xlsx(tmp_path / "good.xlsx")
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(
+            f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i else "&lol;" * 10}">' for i in range(9)
+        )
+        + ']><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol8;</t></is></c></row>'
+        "</sheetData></worksheet>"
+    )
+    with (
+        zipfile.ZipFile(good) as source,
+        zipfile.ZipFile(tmp_path / "bomb.xlsx", "w") as target,
+    ):
+        for member in source.namelist():
+            is_sheet = member == "xl/worksheets/sheet1.xml"
+            target.writestr(member, bomb if is_sheet else source.read(member))
+    with pytest.raises(DocumentParseError, match=r"bomb\.xlsx: not a readable Excel"):
+        read(tmp_path / "bomb.xlsx")
+
+
+# --- ODT --------------------------------------------------------------------------------------
+
+ODT_NS = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/"'
+)
+ODT_BODY = (
+    "<text:table-of-content><text:index-body><text:p>Rare earths ..... 1</text:p>"
+    "</text:index-body></text:table-of-content>"
+    '<text:h text:outline-level="1">Rare earths</text:h>'
+    '<text:p>Japan depends on China<text:note text:note-class="footnote">'
+    "<text:note-citation>1</text:note-citation><text:note-body><text:p>METI, 2024, "
+    "https://www.meti.go.jp/rare-earth</text:p></text:note-body></text:note> for heavy"
+    "<text:s/>rare earths.</text:p>"
+    '<text:h text:outline-level="2">Output</text:h>'
+    '<table:table table:name="Output by city"><table:table-column/>'
+    "<table:table-header-rows><table:table-row>"
+    "<table:table-cell><text:p>City</text:p></table:table-cell>"
+    "<table:table-cell><text:p>2025</text:p></table:table-cell>"
+    "</table:table-row></table:table-header-rows>"
+    "<table:table-row><table:table-cell><text:p>Kaohsiung</text:p></table:table-cell>"
+    "<table:table-cell><text:p>1,234</text:p></table:table-cell></table:table-row>"
+    '<table:table-row table:number-rows-repeated="1000"><table:table-cell '
+    'table:number-columns-repeated="1000"/></table:table-row>'
+    "</table:table>"
+    "<text:list><text:list-item><text:p>Keelung is smaller.</text:p></text:list-item></text:list>"
+)
+
+
+def write_odt(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as odt:
+        odt.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        odt.writestr(
+            "content.xml",
+            f"<office:document-content {ODT_NS}><office:body><office:text>{ODT_BODY}"
+            "</office:text></office:body></office:document-content>",
+        )
+        odt.writestr(
+            "meta.xml",
+            f"<office:document-meta {ODT_NS}><office:meta><dc:title>Metals</dc:title>"
+            "<meta:initial-creator>Mei Lin</meta:initial-creator>"
+            "<meta:creation-date>2025-02-03T10:00:00</meta:creation-date>"
+            "</office:meta></office:document-meta>",
+        )
+    return path
+
+
+def test_odt_headings_notes_and_tables(tmp_path: Path) -> None:
+    document = read(write_odt(tmp_path / "metals.odt"))
+    assert (document.title, document.authors, document.date) == (
+        "Metals",
+        ("Mei Lin",),
+        "2025-02-03",
+    )
+    assert [(h.level, h.title) for h in document.headings] == [(1, "Rare earths"), (2, "Output")]
+    assert "Japan depends on China¹ for heavy rare earths." in document.text
+    assert "....." not in document.text  # the table of contents is not text
+    (note,) = document.footnotes
+    assert note.urls == ("https://www.meti.go.jp/rare-earth",)
+    row = document.text.index("City: Kaohsiung | 2025: 1,234")
+    assert (document.place_of(row).table, document.place_of(row).row) == ("Output by city", 2)
+    assert document.section_at(document.text.index("Keelung")) == "Rare earths > Output"
+    assert len(document.text) < 1000  # a thousand repeated empty rows and cells add nothing
+
 
 WRITERS = {
     "docx": write_docx,
     "pptx": write_pptx,
     "xlsx": write_xlsx,
     "epub": write_epub,
+    "odt": write_odt,
 }
+
+
+# --- damaged files: a clear error, never a crash ----------------------------------------------
 
 
 @pytest.mark.parametrize("suffix", sorted(WRITERS))
@@ -609,26 +702,3 @@ def test_damaged_office_files_are_parse_errors(tmp_path: Path, suffix: str) -> N
             assert path.name in str(exc) and exc.reason
         else:  # a part the reader does not need (a theme, a thumbnail) may be broken
             assert document.text and path.name.startswith("part"), path.name
-
-
-def test_xml_entity_bombs_are_refused(tmp_path: Path) -> None:
-    """A "billion laughs" sheet: openpyxl parses through defusedxml, which refuses entities."""
-    good = write_xlsx(tmp_path / "good.xlsx")
-    bomb = (
-        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-        + "".join(
-            f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i else "&lol;" * 10}">' for i in range(9)
-        )
-        + ']><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol8;</t></is></c></row>'
-        "</sheetData></worksheet>"
-    )
-    with (
-        zipfile.ZipFile(good) as source,
-        zipfile.ZipFile(tmp_path / "bomb.xlsx", "w") as target,
-    ):
-        for member in source.namelist():
-            is_sheet = member == "xl/worksheets/sheet1.xml"
-            target.writestr(member, bomb if is_sheet else source.read(member))
-    with pytest.raises(DocumentParseError, match=r"bomb\.xlsx: not a readable Excel"):
-        read(tmp_path / "bomb.xlsx")

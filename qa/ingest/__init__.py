@@ -1,7 +1,7 @@
 """Ingestion: source files -> ``Document`` with a canonical text, title and section headings.
 
 One reader per format lives beside this module; ``read_document`` picks it by suffix. The PDF,
-Office (.docx, .pptx, .xlsx) and e-book readers are imported on first use, so text and HTML
+Office (.docx, .pptx, .xlsx, .odt) and e-book readers are imported on first use, so text and HTML
 work even where their libraries are missing (the error then names the pip command).
 
 A file under a folder whose suffix no reader knows is not read, but it is not passed over in
@@ -34,6 +34,7 @@ SUPPORTED_SUFFIXES = (
     ".xlsx",
     ".csv",
     ".epub",
+    ".odt",
 )
 # reader module, function, pip package: imported when a file of the suffix is read
 _OPTIONAL_READERS: dict[str, tuple[str, str, str]] = {
@@ -43,6 +44,7 @@ _OPTIONAL_READERS: dict[str, tuple[str, str, str]] = {
     ".xlsx": ("qa.ingest.sheets", "read_xlsx_document", "openpyxl"),
     ".csv": ("qa.ingest.sheets", "read_csv_document", "openpyxl"),
     ".epub": ("qa.ingest.epub", "read_epub_document", "lxml"),
+    ".odt": ("qa.ingest.odt", "read_odt_document", "lxml"),
 }
 # top-level module each pip package installs, to tell a missing dependency from another error
 _MODULES = {

@@ -33,7 +33,7 @@ _CHAPTER_TYPES = ("application/xhtml+xml", "text/html")
 def read_epub_document(raw: bytes, *, doc_id: str, source_path: str, content_hash: str) -> Document:
     archive = open_zip(raw, source_path, "EPUB")
     package_path = _package_path(archive, source_path)
-    package = _xml(_member(archive, package_path, source_path), source_path, package_path)
+    package = parse_xml(_member(archive, package_path, source_path), source_path, package_path)
     base = posixpath.dirname(package_path)
     manifest = {
         item.get("id"): item
@@ -81,7 +81,7 @@ def read_epub_document(raw: bytes, *, doc_id: str, source_path: str, content_has
 
 
 def _package_path(archive: zipfile.ZipFile, source: str) -> str:
-    container = _xml(
+    container = parse_xml(
         _member(archive, "META-INF/container.xml", source), source, "META-INF/container.xml"
     )
     for rootfile in container.iter(_CONTAINER + "rootfile"):
@@ -99,7 +99,8 @@ def _member(archive: zipfile.ZipFile, name: str, source: str) -> bytes:
         raise DocumentParseError(source, f"not a readable EPUB: {name}: {exc}") from None
 
 
-def _xml(raw: bytes, source: str, name: str) -> Any:
+def parse_xml(raw: bytes, source: str, name: str) -> Any:
+    """XML of a package part, parsed without entity expansion, DTDs or network access."""
     from lxml import etree
 
     parser = etree.XMLParser(
@@ -108,4 +109,4 @@ def _xml(raw: bytes, source: str, name: str) -> Any:
     try:
         return etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as exc:
-        raise DocumentParseError(source, f"not a readable EPUB: {name}: {exc}") from None
+        raise DocumentParseError(source, f"{name} is not well-formed XML ({exc})") from None
