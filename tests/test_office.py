@@ -702,3 +702,24 @@ def test_damaged_office_files_are_parse_errors(tmp_path: Path, suffix: str) -> N
             assert path.name in str(exc) and exc.reason
         else:  # a part the reader does not need (a theme, a thumbnail) may be broken
             assert document.text and path.name.startswith("part"), path.name
+
+
+def test_qa_ingest_names_skipped_files_and_assumed_encodings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli import main
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    write_docx(root / "steel.docx")
+    (root / "kaohsiung.txt").write_bytes(BIG5_TEXT.replace("〇", "零").encode("big5"))
+    (root / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    monkeypatch.setenv("QA_EMBED_MODEL", "hash:64")
+    monkeypatch.setenv("QA_THREADS", "1")
+    monkeypatch.setenv("QA_CORPUS_DIR", str(root))
+    code = main(["ingest", "--index", str(tmp_path / "index"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "added 2" in out
+    assert f"skipped: cannot ingest {root / 'photo.jpg'}: unsupported file type" in err
+    assert "warning: corpus/kaohsiung.txt: read as big5 (not UTF-8; detected)" in err
