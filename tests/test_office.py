@@ -120,6 +120,7 @@ def write_docx(path: Path) -> Path:
     for r, values in enumerate(CITIES):
         for c, value in enumerate(values):
             table.cell(r, c).text = value
+    word.add_paragraph("1 blast furnace closed in 2024, says https://example.org/steel.")
     after = word.add_paragraph("Nippon Steel bought U.S. Steel for 14.1 billion dollars")
     after._p.append(_note_run("endnote", 1))
     after.add_run(".")
@@ -159,6 +160,10 @@ def test_docx_footnote_and_endnote_link_with_their_sources(word_doc: Document) -
     # the note sits after its section, not in the middle of the body
     assert word_doc.text.index("¹ METI") < word_doc.text.index("Steel\n")
     assert {b.kind for b in word_doc.blocks} >= {"body", "footnotes", "table"}
+    # a paragraph opening with a number and holding a year and a link is text, not a note
+    assert len(word_doc.footnotes) == 2
+    closed = word_doc.text.index("1 blast furnace closed")
+    assert next(b.kind for b in word_doc.blocks if b.char_start <= closed < b.char_end) == "body"
 
 
 def test_docx_table_rows_keep_their_header_and_caption(word_doc: Document) -> None:

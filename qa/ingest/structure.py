@@ -56,6 +56,12 @@ _MAX_HEADING_CHARS = 60
 _MAX_SUBHEAD_CHARS = 25
 
 
+# Formats whose readers mark every note themselves (a superscript marker, a ``¹ …`` definition):
+# there a paragraph opening with a plain number ("1 million tonnes in 2025") is text, never a
+# note definition guessed from its numbering, as it must be for text files and PDFs.
+MARKED_NOTES = frozenset({"docx", "pptx", "odt", "xlsx", "csv"})
+
+
 @dataclass(frozen=True)
 class Paragraph:
     """One paragraph as a reader found it; ``level`` is set when the format marks a heading."""
@@ -114,14 +120,21 @@ def build_document(
     heading of any level, else the ``doc_id`` (never the opening of a body paragraph)."""
     # Only plain text needs subheads guessed; Markdown, HTML and PDF mark theirs (or have
     # captions and list items that merely look like one).
-    items = _classify(paragraphs, markdown=markdown, guess_subheads=format == "text")
+    items = _classify(
+        paragraphs,
+        markdown=markdown,
+        guess_subheads=format == "text",
+        plain_notes=format not in MARKED_NOTES,
+    )
     if not markdown:  # Markdown has no pages: a definition between paragraphs is authored there
         items = _join_page_breaks(items)
     _assign_sections(items)
     return _assemble(items, doc_id, source_path, content_hash, format, title_from_body)
 
 
-def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool) -> list[_Item]:
+def _classify(
+    paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool, plain_notes: bool = True
+) -> list[_Item]:
     items: list[_Item] = []
     next_note = 1
     trailing: str | None = None  # once a "more reports"/"related" list starts, it runs to the end
@@ -140,7 +153,7 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bo
             items.append(_Item("table", [para]))
             continue
         # A heading the format marks ("## 1 Overview (2024)") is never a footnote definition.
-        note = None if para.level else _footnote_number(text, next_note)
+        note = None if para.level else _footnote_number(text, next_note, plain=plain_notes)
         if note is not None:
             items.append(_Item("note", [para], note=note))
             next_note = note + 1
@@ -185,9 +198,11 @@ def _split_names(names: str) -> list[str]:
     return [name for name in re.split(r"[、，,]", names) if name]
 
 
-def _footnote_number(text: str, expected: int) -> int | None:
+def _footnote_number(text: str, expected: int, *, plain: bool = True) -> int | None:
+    """The note a paragraph defines: ``¹ …``, ``[^1]: …``, or (``plain``) ``1 …`` that looks
+    like one and continues the numbering."""
     match = _NOTE_DEF.match(text)
-    if not match or match.end() == len(text):
+    if not match or match.end() == len(text) or (match.group("num") and not plain):
         return None
     if match.group("sup"):
         return int(match.group("sup").translate(_SUPER_TO_DIGIT))
