@@ -21,7 +21,7 @@ from qa.ingest.html import read_html_document
 from qa.ingest.text import read_text_document
 from qa.types import Document
 
-INGEST_VERSION = 4
+INGEST_VERSION = 5  # 5: HTML data tables read by rows (the text of such pages changed)
 SUPPORTED_SUFFIXES = (
     ".txt",
     ".md",
