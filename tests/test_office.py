@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import docx
 import openpyxl
@@ -450,33 +451,35 @@ def test_unsupported_files_are_reported_by_name(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     (root / "sub").mkdir(parents=True)
     (root / "note.txt").write_text("稀土。\n", "utf-8")
-    (root / "sub" / "scan.tiff").write_bytes(b"II*\x00")
+    (root / "sub" / "drawing.svg").write_bytes(b"<svg/>")
     (root / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
     (root / ".hidden.bin").write_bytes(b"x")
     report = ingest_paths([root], root)
     assert [d.doc_id for d in report.documents] == ["note"]
     assert report.errors == ()
-    assert sorted(Path(s.path).name for s in report.skipped) == ["old.doc", "scan.tiff"]
+    assert sorted(Path(s.path).name for s in report.skipped) == ["drawing.svg", "old.doc"]
     assert all("unsupported file type" in s.reason and ".docx" in s.reason for s in report.skipped)
 
 
 # --- scanned PDFs (OCR) -----------------------------------------------------------------------
 
 
-def draw_scan(path: Path, pages: list[list[str]], dpi: int = 150) -> Path:
-    """An image-only PDF, as a scanner makes one: each page a picture of ``pages``' lines."""
+def _scan_page(lines: list[str], dpi: int = 150) -> Any:
+    """A 6 x 4 inch white page with ``lines`` in 14 pt, half an inch from the edges."""
     from PIL import Image, ImageDraw, ImageFont
 
     font_file = Path(paperang_p2_fonts_cjk.__file__).parent / "fonts" / "wqy-microhei.ttc"
     font = ImageFont.truetype(str(font_file), round(14 * dpi / 72))
-    images = []
-    for lines in pages:
-        image = Image.new("RGB", (6 * dpi, 4 * dpi), "white")
-        pen = ImageDraw.Draw(image)
-        for row, line in enumerate(lines):
-            pen.text((dpi // 2, dpi // 2 + row * round(28 * dpi / 72)), line, "black", font)
-        images.append(image)
-    first, *rest = images
+    image = Image.new("RGB", (6 * dpi, 4 * dpi), "white")
+    pen = ImageDraw.Draw(image)
+    for row, line in enumerate(lines):
+        pen.text((dpi // 2, dpi // 2 + row * round(28 * dpi / 72)), line, "black", font)
+    return image
+
+
+def draw_scan(path: Path, pages: list[list[str]], dpi: int = 150) -> Path:
+    """An image-only PDF, as a scanner makes one: each page a picture of ``pages``' lines."""
+    first, *rest = [_scan_page(lines, dpi) for lines in pages]
     first.save(path, "PDF", resolution=dpi, save_all=True, append_images=rest)
     return path
 
@@ -718,7 +721,7 @@ def test_qa_ingest_names_skipped_files_and_assumed_encodings(
     root.mkdir()
     write_docx(root / "steel.docx")
     (root / "kaohsiung.txt").write_bytes(BIG5_TEXT.replace("〇", "零").encode("big5"))
-    (root / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "photo.heic").write_bytes(b"\xff\xd8\xff")
     monkeypatch.setenv("QA_EMBED_MODEL", "hash:64")
     monkeypatch.setenv("QA_THREADS", "1")
     monkeypatch.setenv("QA_CORPUS_DIR", str(root))
@@ -726,5 +729,28 @@ def test_qa_ingest_names_skipped_files_and_assumed_encodings(
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "added 2" in out
-    assert f"skipped: cannot ingest {root / 'photo.jpg'}: unsupported file type" in err
+    assert f"skipped: cannot ingest {root / 'photo.heic'}: unsupported file type" in err
     assert "warning: corpus/kaohsiung.txt: read as big5 (not UTF-8; detected)" in err
+
+
+def test_scanned_images_are_read_by_ocr(tmp_path: Path) -> None:
+    """A two-page TIFF (a scanner's multi-page output) and a PNG; boxes are in pixels."""
+    from PIL import Image
+
+    pages = [_scan_page(lines) for lines in SCANNED]
+    pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])
+    pages[1].save(tmp_path / "steel.png")
+    tiff = read(tmp_path / "scan.tiff")
+    assert tiff.format == "image" and [p for _, p in tiff.page_runs] == [1, 2]
+    at = tiff.text.index("Nippon")
+    line = next(b for b in tiff.boxes if b.char_start <= at < b.char_end)
+    assert line.page == 2 and 60 <= line.x0 <= 90  # half an inch at 150 dpi: 75 px
+    png = read(tmp_path / "steel.png")
+    assert "Nippon Steel" in png.text and png.page_of(0) == 1
+    assert any("OCR" in w for w in png.warnings)
+    Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
+    with pytest.raises(DocumentParseError, match=r"blank\.png: OCR found no text"):
+        read(tmp_path / "blank.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    with pytest.raises(DocumentParseError, match=r"broken\.jpg: not a readable image"):
+        read(tmp_path / "broken.jpg")

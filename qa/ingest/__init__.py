@@ -35,6 +35,11 @@ SUPPORTED_SUFFIXES = (
     ".csv",
     ".epub",
     ".odt",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
 )
 # reader module, function, pip package: imported when a file of the suffix is read
 _OPTIONAL_READERS: dict[str, tuple[str, str, str]] = {
@@ -45,6 +50,11 @@ _OPTIONAL_READERS: dict[str, tuple[str, str, str]] = {
     ".csv": ("qa.ingest.sheets", "read_csv_document", "openpyxl"),
     ".epub": ("qa.ingest.epub", "read_epub_document", "lxml"),
     ".odt": ("qa.ingest.odt", "read_odt_document", "lxml"),
+    ".png": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".jpg": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".jpeg": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".tif": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".tiff": ("qa.ingest.images", "read_image_document", "pillow"),
 }
 # top-level module each pip package installs, to tell a missing dependency from another error
 _MODULES = {
@@ -53,6 +63,7 @@ _MODULES = {
     "python-pptx": "pptx",
     "openpyxl": "openpyxl",
     "lxml": "lxml",
+    "pillow": "PIL",
 }
 
 

@@ -32,12 +32,15 @@ PARAGRAPH_GAP = 0.8
 EDGE_BAND = 0.08  # top/bottom share of the page where running heads and folios live
 
 
+Rect = tuple[float, float, float, float]  # x0, top, x1, bottom
+
+
 @dataclass(frozen=True)
 class OcrLine:
     """One recognised line: its text and box (x0, top, x1, bottom in points from top-left)."""
 
     text: str
-    box: tuple[float, float, float, float]
+    box: Rect
     confidence: float
 
 
@@ -84,13 +87,14 @@ def ocr_pages(raw: bytes, pages: list[int]) -> dict[int, list[OcrParagraph]]:
     return found
 
 
-def read_image(image: Any) -> list[OcrLine]:
-    """The lines RapidOCR reads in ``image`` (rendered at ``SCALE``), top to bottom."""
+def read_image(image: Any, scale: float = SCALE) -> list[OcrLine]:
+    """The lines RapidOCR reads in ``image`` (rendered at ``scale``; boxes divided by it), top
+    to bottom."""
     result, _ = _engine()(image, use_cls=False)
     lines: list[OcrLine] = []
     for points, text, confidence in result or ():
-        xs = [float(x) / SCALE for x, _ in points]
-        ys = [float(y) / SCALE for _, y in points]
+        xs = [float(x) / scale for x, _ in points]
+        ys = [float(y) / scale for _, y in points]
         text = " ".join(str(text).split())
         if text and float(confidence) >= MIN_CONFIDENCE:
             lines.append(OcrLine(text, (min(xs), min(ys), max(xs), max(ys)), float(confidence)))

@@ -36,6 +36,7 @@ from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
 from qa.errors import DocumentParseError
+from qa.ingest.ocr import Rect
 from qa.ingest.quality import text_layer_warnings
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
 from qa.scripts import WIDE, WIDE_WITHOUT_HANGUL
@@ -111,7 +112,7 @@ def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash
         document,
         title=_info_title(raw) or document.title,
         warnings=text_layer_warnings(document.text, unmapped=unmapped) + ocr_notes,
-        boxes=_text_boxes(document, scanned),
+        boxes=scanned_boxes(document, [(line, box.lines, box.rects) for line, box in scanned]),
     )
 
 
@@ -149,8 +150,11 @@ def _page_list(numbers: list[int]) -> str:
     return ("page " if len(numbers) == 1 else "pages ") + ", ".join(map(str, numbers))
 
 
-def _text_boxes(document: Document, scanned: list[tuple[int, _Box]]) -> tuple[TextBox, ...]:
-    """Each OCR'd line's characters in the canonical text, with its page and box.
+def scanned_boxes(
+    document: Document, scanned: list[tuple[int, tuple[str, ...], tuple[Rect, ...]]]
+) -> tuple[TextBox, ...]:
+    """Each OCR'd line's characters in the canonical text, with its page and box, from the
+    OCR'd paragraphs as ``(first line number, lines, their boxes)``.
 
     A paragraph is one piece of the canonical text, found by its first line number
     (``line_runs`` maps piece starts to lines); line k starts where joining lines 0..k ends
@@ -158,13 +162,13 @@ def _text_boxes(document: Document, scanned: list[tuple[int, _Box]]) -> tuple[Te
     """
     starts = {line: offset for offset, line in document.line_runs}
     found: list[TextBox] = []
-    for line, box in scanned:
+    for line, lines, rects in scanned:
         offset = starts.get(line)
         if offset is None:
             continue
         page = document.page_of(offset) or 0
-        for k, (text, rect) in enumerate(zip(box.lines, box.rects, strict=True)):
-            end = offset + len(join_lines(box.lines[: k + 1]))
+        for k, (text, rect) in enumerate(zip(lines, rects, strict=True)):
+            end = offset + len(join_lines(lines[: k + 1]))
             if document.text[end - len(text) : end] == text:
                 found.append(TextBox(end - len(text), end, page, *rect))
     return tuple(sorted(found, key=lambda b: b.char_start))
