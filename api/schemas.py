@@ -72,7 +72,10 @@ class TextBoxPublic(BaseModel):
     char_start: int = Field(description="The line's characters in the document text ...")
     char_end: int
     page: int = Field(description="... are drawn on this PDF page ...")
-    x0: float = Field(description="... in this box, in points from the page's top-left corner.")
+    x0: float = Field(
+        description="... in this box from the page's top-left corner: PDF points for a PDF, "
+        "pixels for a scanned image."
+    )
     top: float
     x1: float
     bottom: float

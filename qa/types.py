@@ -79,7 +79,8 @@ class Place:
 @dataclass(frozen=True)
 class TextBox:
     """Where the characters ``text[char_start:char_end]`` are drawn: a line that OCR read on
-    ``page``, its box in PDF points from the page's top-left corner (x0, top, x1, bottom)."""
+    ``page``, its box from the page's top-left corner (x0, top, x1, bottom), in PDF points for a
+    PDF page and in pixels for a scanned image."""
 
     char_start: int
     char_end: int
