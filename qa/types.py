@@ -158,7 +158,9 @@ class Document:
         table = self.place_of(start)
         rows = [
             place.row
-            for _, place in itertools.takewhile(lambda run: run[0] < end, self.places[first:])
+            for _, place in itertools.takewhile(
+                lambda run: run[0] < end, itertools.islice(self.places, first, None)
+            )
             if place.row is not None and (place.sheet, place.table) == (table.sheet, table.table)
         ]
         return (min(rows), max(rows)) if rows else None
