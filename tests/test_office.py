@@ -754,3 +754,21 @@ def test_scanned_images_are_read_by_ocr(tmp_path: Path) -> None:
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     with pytest.raises(DocumentParseError, match=r"broken\.jpg: not a readable image"):
         read(tmp_path / "broken.jpg")
+
+
+def test_an_ocr_failure_is_named_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.ingest import ocr
+
+    def broken(raw: bytes, pages: list[int]) -> None:
+        raise RuntimeError("onnxruntime: out of memory")
+
+    monkeypatch.setattr(ocr, "ocr_pages", broken)
+    path = draw_scan(tmp_path / "scan.pdf", SCANNED[:1])
+    with pytest.raises(
+        DocumentParseError,
+        match=r"scan\.pdf: no text layer \(scanned PDF\?\); "
+        r"page 1 without a text layer: OCR failed \(onnxruntime: out of memory\)",
+    ):
+        read(path)

@@ -128,7 +128,10 @@ def _with_ocr(
             f"{listed} without a text layer not read: OCR needs rapidocr-onnxruntime and "
             "pypdfium2 (pip install rapidocr-onnxruntime pypdfium2)",
         )
-    found = ocr.ocr_pages(raw, blank)
+    try:
+        found = ocr.ocr_pages(raw, blank)
+    except Exception as exc:  # pdfium or onnxruntime on a page pdfminer could read
+        return pages, (f"{listed} without a text layer: OCR failed ({exc or type(exc).__name__})",)
     pages = list(pages)
     for number, paragraphs in found.items():
         top = min((p.lines[0].box[1] for p in paragraphs), default=0.0)
