@@ -10,7 +10,8 @@ from qa.types import Answer, Citation, SearchResult
 
 
 def where(c: Citation) -> str:
-    """``Title > Section, lines 3-4, p. 2, notes 17, 14``: a citation in one line."""
+    """``Title > Section, lines 3-4, p. 2, notes 17, 14``: a citation in one line (with the
+    slide, sheet, table and rows where the format has them)."""
     # The section path of a document with a title heading starts with the title.
     path = c.section if c.section.startswith(c.title) else f"{c.title} > {c.section}"
     parts = [path.strip(" >")]
@@ -20,6 +21,14 @@ def where(c: Citation) -> str:
         parts.append(
             f"p. {c.page}" if c.page_end in (None, c.page) else f"pp. {c.page}-{c.page_end}"
         )
+    if c.slide is not None:
+        parts.append(f"slide {c.slide}")
+    if c.sheet is not None:
+        parts.append(f"sheet {c.sheet}")
+    if c.table is not None:
+        parts.append(c.table)
+    if c.row is not None:
+        parts.append(f"row {c.row}" if c.row_end in (None, c.row) else f"rows {c.row}-{c.row_end}")
     if c.footnotes:
         parts.append("notes " + ", ".join(str(f.n) for f in c.footnotes))
     return ", ".join(parts)

@@ -68,6 +68,19 @@ class FootnotePublic(BaseModel):
     char_end: int
 
 
+class TextBoxPublic(BaseModel):
+    char_start: int = Field(description="The line's characters in the document text ...")
+    char_end: int
+    page: int = Field(description="... are drawn on this PDF page ...")
+    x0: float = Field(
+        description="... in this box from the page's top-left corner: PDF points for a PDF, "
+        "pixels for a scanned image."
+    )
+    top: float
+    x1: float
+    bottom: float
+
+
 class CitationPublic(BaseModel):
     doc_id: str
     title: str
@@ -77,13 +90,33 @@ class CitationPublic(BaseModel):
     line_start: int = Field(description="1-based line of the source file.")
     line_end: int
     anchor: str = Field(description="doc_id#c<char_start>-<char_end>")
-    kind: str = Field(description="body, footnotes or author")
+    kind: str = Field(description="body, footnotes, author or table")
     page: int | None = Field(description="PDF page of the passage start (null otherwise).")
     page_end: int | None
     authors: list[str]
     date: str | None
     footnotes: list[FootnotePublic] = Field(
         description="Notes the passage's markers cite, each followed by the notes it refers to."
+    )
+    slide: int | None = Field(
+        default=None, description="Slide number of a .pptx passage (null otherwise)."
+    )
+    sheet: str | None = Field(
+        default=None, description="Worksheet name of a .xlsx passage (null otherwise)."
+    )
+    table: str | None = Field(
+        default=None,
+        description="The table a passage is from: its caption, or 'Table N' (null otherwise).",
+    )
+    row: int | None = Field(
+        default=None,
+        description="First table row cited: the spreadsheet's row number, or the table's "
+        "1-based row with the header as row 1 (null outside tables).",
+    )
+    row_end: int | None = Field(default=None, description="Last table row cited.")
+    boxes: list[TextBoxPublic] = Field(
+        default_factory=list,
+        description="Scanned PDF pages: where each OCR'd line of the passage is on its page.",
     )
 
 
@@ -131,7 +164,8 @@ class SectionPublic(BaseModel):
 
 class BlockPublic(BaseModel):
     kind: str = Field(
-        description="body, footnotes, author, front, toc, boilerplate, more-reports or related"
+        description="body, footnotes, author, table, front, toc, boilerplate, more-reports or "
+        "related"
     )
     char_start: int
     char_end: int

@@ -237,6 +237,8 @@ def _run_ingest(
         )
     for error in outcome.ingest.errors:
         print(f"error: {error}", file=sys.stderr)
+    for skipped in outcome.ingest.skipped:
+        print(f"skipped: {skipped}", file=sys.stderr)
     for document in outcome.ingest.documents:  # indexed, but probably not what the file shows
         for warning in document.warnings:
             print(f"warning: {document.source_path}: {warning}", file=sys.stderr)

@@ -2,6 +2,9 @@
 
 Chunks never cross a document or a section heading; consecutive chunks share
 ``overlap_sentences`` sentences so an answer cut at a boundary is still whole in one of them.
+A table block is packed by whole rows (one line each, every cell labelled with its column) and
+without overlap: a cell's full stop or semicolon must not cut a row in two, and a row shown
+twice would only repeat itself.
 """
 
 from __future__ import annotations
@@ -83,6 +86,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
+def line_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans of the non-blank lines of ``text[start:end]``, whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    line_start = start
+    while line_start < end:
+        line_end = text.find("\n", line_start, end)
+        line_end = end if line_end == -1 else line_end
+        _append_trimmed(text, line_start, line_end, spans)
+        line_start = line_end + 1
+    return spans
+
+
 def _is_abbreviation(text: str, stop: int) -> bool:
     """Is the full stop at ``stop`` the end of an initial (one capital) or an abbreviation?"""
     if text[stop] != ".":
@@ -109,7 +125,9 @@ def chunk_document(
     tokenizer = tokenizer or cl100k_base()
     chunks: list[Chunk] = []
     for kind, start, end in _bounds(document):
-        for chunk_start, chunk_end in _pack(document.text, start, end, settings, tokenizer):
+        for chunk_start, chunk_end in _pack(
+            document.text, start, end, settings, tokenizer, by_line=kind == "table"
+        ):
             chunk_text = document.text[chunk_start:chunk_end]
             chunks.append(
                 Chunk(
@@ -159,15 +177,20 @@ def cited_notes(document: Document, kind: str, start: int, end: int) -> tuple[in
 
 
 def _pack(
-    text: str, start: int, end: int, settings: ChunkerSettings, tokenizer: Tokenizer
+    text: str,
+    start: int,
+    end: int,
+    settings: ChunkerSettings,
+    tokenizer: Tokenizer,
+    *,
+    by_line: bool = False,
 ) -> Iterator[tuple[int, int]]:
-    """Greedy packing of whole sentences into spans of at most ``max_tokens`` tokens."""
+    """Greedy packing of whole sentences (``by_line``: whole lines, no overlap) into spans of
+    at most ``max_tokens`` tokens."""
     budget = settings.max_tokens
-    pieces = [
-        piece
-        for span in sentence_spans(text, start, end)
-        for piece in _split_long(text, span, budget, tokenizer)
-    ]
+    units = line_spans(text, start, end) if by_line else sentence_spans(text, start, end)
+    overlap = 0 if by_line else settings.overlap_sentences
+    pieces = [piece for span in units for piece in _split_long(text, span, budget, tokenizer)]
     first = 0
     while first < len(pieces):
         last = first
@@ -179,7 +202,7 @@ def _pack(
         yield pieces[first][0], pieces[last][1]
         if last + 1 >= len(pieces):
             return
-        first = max(first + 1, last + 1 - settings.overlap_sentences)
+        first = max(first + 1, last + 1 - overlap)
 
 
 def _split_long(

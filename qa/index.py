@@ -37,7 +37,7 @@ from qa.hubness import HUB_NEIGHBOURS, HUB_REFERENCE_CAP, hub_scores
 from qa.ingest import INGEST_VERSION
 from qa.lexical import ANALYZER_VERSION, LexicalIndex
 from qa.store import sentence_ids
-from qa.types import Block, Chunk, Document, Footnote, Heading
+from qa.types import Block, Chunk, Document, Footnote, Heading, Place, TextBox
 
 SCHEMA_VERSION = 4
 # Sentence vectors only rescore a passage's own sentences: float16 keeps 3 significant digits
@@ -456,6 +456,8 @@ def documents_from_rows(rows: Iterable[dict[str, Any]]) -> list[Document]:
                     "markers": tuple((int(o), int(n)) for o, n in row["markers"]),
                     "line_runs": tuple((int(o), int(n)) for o, n in row["line_runs"]),
                     "page_runs": tuple((int(o), int(n)) for o, n in row["page_runs"]),
+                    "places": tuple((int(o), Place(**p)) for o, p in row.get("places", ())),
+                    "boxes": tuple(TextBox(**b) for b in row.get("boxes", ())),
                     "warnings": tuple(row.get("warnings", ())),
                 }
             )

@@ -69,7 +69,9 @@ def context_around(document: Document, start: int, end: int, sentences: int) -> 
 
 def citation_for(document: Document, start: int, end: int, kind: str = "body") -> Citation:
     """The citation of ``document.text[start:end]``: anchor, section, lines, pages, and the
-    footnotes its markers cite (each followed by the notes it refers to)."""
+    footnotes its markers cite (each followed by the notes it refers to), and the slide, sheet,
+    table and rows it sits in where the format has them."""
+    place, rows = document.place_of(start), document.rows_between(start, end)
     return Citation(
         doc_id=document.doc_id,
         title=document.title,
@@ -85,6 +87,12 @@ def citation_for(document: Document, start: int, end: int, kind: str = "body") -
         authors=document.authors,
         date=document.date,
         footnotes=document.footnotes_for(cited_notes(document, kind, start, end)),
+        slide=place.slide,
+        sheet=place.sheet,
+        table=place.table,
+        row=rows[0] if rows else None,
+        row_end=rows[1] if rows else None,
+        boxes=document.boxes_between(start, end),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,9 +17,17 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 
 # Block kinds. Only INDEXED_KINDS become chunks; the rest stay in the document, labelled.
 BlockKind = Literal[
-    "body", "footnotes", "author", "front", "toc", "boilerplate", "more-reports", "related"
+    "body",
+    "footnotes",
+    "author",
+    "table",
+    "front",
+    "toc",
+    "boilerplate",
+    "more-reports",
+    "related",
 ]
-INDEXED_KINDS: frozenset[str] = frozenset({"body", "footnotes", "author"})
+INDEXED_KINDS: frozenset[str] = frozenset({"body", "footnotes", "author", "table"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,37 @@ class Footnote:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a span sits in a source without pages: a slide, a sheet, a table and its row.
+
+    Every field is optional: a DOCX paragraph has none, a DOCX table row has ``table`` and
+    ``row``, a spreadsheet row ``sheet`` and ``row`` (the sheet's own 1-based row number, as the
+    spreadsheet shows it), a slide's text ``slide``. A citation copies them, so a reader can
+    find the cited cells in the file itself and not only in the canonical text.
+    """
+
+    slide: int | None = None
+    sheet: str | None = None
+    table: str | None = None
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """Where the characters ``text[char_start:char_end]`` are drawn: a line that OCR read on
+    ``page``, its box from the page's top-left corner (x0, top, x1, bottom), in PDF points for a
+    PDF page and in pixels for a scanned image."""
+
+    char_start: int
+    char_end: int
+    page: int
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+
+@dataclass(frozen=True)
 class Document:
     """One source file, reduced to a canonical text that every citation offset points into.
 
@@ -74,6 +114,11 @@ class Document:
     markers: tuple[tuple[int, int], ...] = ()  # (offset, footnote number) in body text
     line_runs: tuple[tuple[int, int], ...] = ()
     page_runs: tuple[tuple[int, int], ...] = ()
+    # Slide, sheet, table and row of the text from each offset on (``Place``), sorted like
+    # ``page_runs``; empty for formats that have none of them.
+    places: tuple[tuple[int, Place], ...] = ()
+    # The box of every line OCR read (scanned PDF pages), sorted by ``char_start``.
+    boxes: tuple[TextBox, ...] = ()
     # Why the text may not be what the file shows (a garbled PDF text layer): reported, not fatal.
     warnings: tuple[str, ...] = ()
     _run_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -101,6 +146,35 @@ class Document:
         index = bisect.bisect_right(self._page_starts, offset) - 1
         return self.page_runs[max(index, 0)][1]
 
+    def place_of(self, offset: int) -> Place:
+        """Slide, sheet, table and row of ``offset`` (all None where the format has none)."""
+        index = bisect.bisect_right(self.places, offset, key=lambda run: run[0]) - 1
+        return self.places[index][1] if index >= 0 else _NOWHERE
+
+    def rows_between(self, start: int, end: int) -> tuple[int, int] | None:
+        """First and last table row in ``text[start:end]`` of the table at ``start`` (a
+        passage can open with the table's caption); None where no row is."""
+        first = max(bisect.bisect_right(self.places, start, key=lambda run: run[0]) - 1, 0)
+        table = self.place_of(start)
+        rows = [
+            place.row
+            for _, place in itertools.takewhile(
+                lambda run: run[0] < end, itertools.islice(self.places, first, None)
+            )
+            if place.row is not None and (place.sheet, place.table) == (table.sheet, table.table)
+        ]
+        return (min(rows), max(rows)) if rows else None
+
+    def boxes_between(self, start: int, end: int) -> tuple[TextBox, ...]:
+        """Boxes of the OCR'd lines that hold a character of ``text[start:end]``."""
+        first = bisect.bisect_right(self.boxes, start, key=lambda box: box.char_end)
+        found: list[TextBox] = []
+        for box in self.boxes[first:]:
+            if box.char_start >= end:
+                break
+            found.append(box)
+        return tuple(found)
+
     def section_at(self, offset: int) -> str:
         """Heading path (``outer > inner``) in force at ``offset``; empty before any heading."""
         path: list[Heading] = []
@@ -125,6 +199,9 @@ class Document:
                 if item is not None and item not in ordered:
                     ordered.append(item)
         return tuple(ordered)
+
+
+_NOWHERE = Place()
 
 
 def _newlines(text: str) -> list[int]:
@@ -175,6 +252,13 @@ class Citation:
     authors: tuple[str, ...] = ()
     date: str | None = None
     footnotes: tuple[Footnote, ...] = ()
+    # Where the passage is in a slide deck, spreadsheet or table (``Place``); None elsewhere.
+    slide: int | None = None
+    sheet: str | None = None
+    table: str | None = None
+    row: int | None = None  # the first row cited ...
+    row_end: int | None = None  # ... and the last (same table)
+    boxes: tuple[TextBox, ...] = ()  # where an OCR'd passage is drawn on its pages
 
 
 @dataclass(frozen=True)

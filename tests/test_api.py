@@ -43,6 +43,12 @@ CITATION_KEYS = {
     "authors",
     "date",
     "footnotes",
+    "slide",
+    "sheet",
+    "table",
+    "row",
+    "row_end",
+    "boxes",
 }
 FOOTNOTE_KEYS = {"n", "text", "urls", "refers_to", "char_start", "char_end"}
 SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")

@@ -159,13 +159,14 @@ def test_hidden_and_unsupported_files_are_skipped(small_corpus: Path) -> None:
     (small_corpus / ".git" / "notes.txt").write_text("秘密\n", "utf-8")
     (small_corpus / "sub" / ".cache").mkdir()
     (small_corpus / "sub" / ".cache" / "x.md").write_text("# Cached\n", "utf-8")
-    (small_corpus / "table.csv").write_text("a,b\n1,2\n", "utf-8")
+    (small_corpus / "table.csv").write_text("a,b\n1,2\n", "utf-8")  # read since issue 26
     (small_corpus / "blob.bin").write_bytes(b"\x00\x01\x02")
     (small_corpus / "notes.markdown").write_text("# Notes\n\nbody\n", "utf-8")
     (small_corpus / "UPPER.TXT").write_text("大寫副檔名\n", "utf-8")
     report = ingest_paths([small_corpus], small_corpus)
     assert report.errors == ()
-    assert sorted(_by_id(report)) == ["UPPER", "en", "notes", "sub/ja", "zh"]
+    assert sorted(_by_id(report)) == ["UPPER", "en", "notes", "sub/ja", "table", "zh"]
+    assert [Path(s.path).name for s in report.skipped] == ["blob.bin"]  # named, not silent
 
 
 def test_hidden_root_itself_is_walked(tmp_path: Path) -> None:
@@ -185,12 +186,12 @@ def test_single_file_argument(small_corpus: Path) -> None:
 
 
 def test_explicit_unsupported_file_is_an_error(small_corpus: Path) -> None:
-    csv = small_corpus / "table.csv"
-    csv.write_text("a,b\n", "utf-8")
-    report = ingest_paths([csv, small_corpus / "zh.txt"], small_corpus)
+    sheet = small_corpus / "table.xls"  # the binary Excel format: no reader takes it
+    sheet.write_bytes(b"\xd0\xcf\x11\xe0")
+    report = ingest_paths([sheet, small_corpus / "zh.txt"], small_corpus)
     assert [d.doc_id for d in report.documents] == ["zh"]
     assert len(report.errors) == 1
-    assert "table.csv" in str(report.errors[0])
+    assert "table.xls" in str(report.errors[0])
     assert "unsupported" in report.errors[0].reason
 
 

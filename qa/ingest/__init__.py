@@ -1,12 +1,17 @@
 """Ingestion: source files -> ``Document`` with a canonical text, title and section headings.
 
-One reader per format lives beside this module; ``read_document`` picks it by suffix. The PDF
-reader is imported on first use, so text and HTML work even where pdfminer.six is missing.
+One reader per format lives beside this module; ``read_document`` picks it by suffix. The PDF,
+Office (.docx, .pptx, .xlsx, .odt) and e-book readers are imported on first use, so text and HTML
+work even where their libraries are missing (the error then names the pip command).
+
+A file under a folder whose suffix no reader knows is not read, but it is not passed over in
+silence either: ``IngestReport.skipped`` names it with the reason, and ``qa ingest`` prints it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +21,59 @@ from qa.ingest.html import read_html_document
 from qa.ingest.text import read_text_document
 from qa.types import Document
 
-INGEST_VERSION = 4
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+INGEST_VERSION = 5  # 5: HTML data tables read by rows (the text of such pages changed)
+SUPPORTED_SUFFIXES = (
+    ".txt",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".pdf",
+    ".docx",
+    ".pptx",
+    ".xlsx",
+    ".csv",
+    ".epub",
+    ".odt",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+)
+# reader module, function, pip package: imported when a file of the suffix is read
+_OPTIONAL_READERS: dict[str, tuple[str, str, str]] = {
+    ".pdf": ("qa.ingest.pdf", "read_pdf_document", "pdfminer.six"),
+    ".docx": ("qa.ingest.word", "read_docx_document", "python-docx"),
+    ".pptx": ("qa.ingest.slides", "read_pptx_document", "python-pptx"),
+    ".xlsx": ("qa.ingest.sheets", "read_xlsx_document", "openpyxl"),
+    ".csv": ("qa.ingest.sheets", "read_csv_document", "openpyxl"),
+    ".epub": ("qa.ingest.epub", "read_epub_document", "lxml"),
+    ".odt": ("qa.ingest.odt", "read_odt_document", "lxml"),
+    ".png": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".jpg": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".jpeg": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".tif": ("qa.ingest.images", "read_image_document", "pillow"),
+    ".tiff": ("qa.ingest.images", "read_image_document", "pillow"),
+}
+# top-level module each pip package installs, to tell a missing dependency from another error
+_MODULES = {
+    "pdfminer.six": "pdfminer",
+    "python-docx": "docx",
+    "python-pptx": "pptx",
+    "openpyxl": "openpyxl",
+    "lxml": "lxml",
+    "pillow": "PIL",
+}
 
 
 @dataclass(frozen=True)
 class IngestReport:
+    """``skipped``: files found under a folder in a format no reader knows, each with why."""
+
     documents: tuple[Document, ...]
     errors: tuple[DocumentParseError, ...]
+    skipped: tuple[DocumentParseError, ...] = ()
 
 
 def discover(paths: Iterable[Path]) -> Iterator[Path]:
@@ -33,6 +83,25 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
         if found.resolve() not in seen:
             seen.add(found.resolve())
             yield found
+
+
+def unsupported(paths: Iterable[Path]) -> list[DocumentParseError]:
+    """Files under the folders in ``paths`` that no reader takes (hidden ones aside), each as
+    the error saying so: reported by name, never skipped in silence."""
+    found: list[DocumentParseError] = []
+    for path in paths:
+        if path.is_dir():
+            for item in sorted(path.rglob("*")):
+                rel = item.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts) or not item.is_file():
+                    continue
+                if item.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    found.append(DocumentParseError(str(item), _unsupported_reason()))
+    return found
+
+
+def _unsupported_reason() -> str:
+    return f"unsupported file type, not read (supported: {', '.join(SUPPORTED_SUFFIXES)})"
 
 
 def _walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -75,8 +144,7 @@ class Source:
 
 def read_source(path: Path, root: Path) -> Source:
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        supported = ", ".join(SUPPORTED_SUFFIXES)
-        raise DocumentParseError(str(path), f"unsupported file type (supported: {supported})")
+        raise DocumentParseError(str(path), _unsupported_reason())
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -91,8 +159,8 @@ def parse_source(source: Source) -> Document:
     content_hash = hashlib.sha256(raw).hexdigest()
     if suffix in (".html", ".htm"):
         return read_html_document(raw, content_hash=content_hash, **names)
-    if suffix == ".pdf":
-        return _pdf_reader()(raw, content_hash=content_hash, **names)
+    if suffix in _OPTIONAL_READERS:
+        return _reader(suffix)(raw, content_hash=content_hash, **names)
     return read_text_document(
         raw, content_hash=content_hash, markdown=suffix in (".md", ".markdown"), **names
     )
@@ -114,16 +182,19 @@ def read_each(
 ReadFiles = Callable[[Iterable[Path], Path], Iterator[tuple[Path, Document | DocumentParseError]]]
 
 
-def _pdf_reader() -> Callable[..., Document]:
+def _reader(suffix: str) -> Callable[..., Document]:
+    """The reader of ``suffix``, imported now; a missing library is named with its pip command."""
+    module_name, function, package = _OPTIONAL_READERS[suffix]
     try:
-        from qa.ingest.pdf import read_pdf_document
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] != "pdfminer":
+        if (exc.name or "").split(".")[0] != _MODULES[package]:
             raise
         raise DependencyMissingError(
-            "reading PDF files needs pdfminer.six: pip install pdfminer.six"
+            f"reading {suffix} files needs {package}: pip install {package}"
         ) from None
-    return read_pdf_document
+    reader: Callable[..., Document] = getattr(module, function)
+    return reader
 
 
 def ingest_paths(
@@ -137,6 +208,7 @@ def ingest_paths(
     """Read every supported file; a bad file is reported (or raised when ``strict``). ``read``
     (default ``read_each``) says where the files are parsed; the outcome is the same.
     ``progress("reading", files read, files)`` follows it."""
+    paths = list(paths)
     documents: dict[str, Document] = {}
     errors: list[DocumentParseError] = []
     files = list(discover(paths))
@@ -158,7 +230,7 @@ def ingest_paths(
             errors.append(exc)
             continue
         documents[document.doc_id] = document
-    return IngestReport(tuple(documents.values()), tuple(errors))
+    return IngestReport(tuple(documents.values()), tuple(errors), tuple(unsupported(paths)))
 
 
 def _display_path(path: Path, root: Path) -> str:

@@ -4,20 +4,26 @@ Page chrome (scripts, navigation, headers, footers, forms) is dropped so it neve
 passage; h1-h6 carry their level, ``<sup>12</sup>`` becomes the marker ``¹²`` and a footnote
 list item becomes ``¹² text``, so the shared ``structure`` stage links notes as in a text file.
 Each paragraph keeps the source line where its text starts, for citations.
+
+A data table (two rows or more, two cells or more in a row) is read by rows, as in every other
+format (``office.table_paragraphs``): each row one line, every cell labelled with its column's
+header, the ``<caption>`` (else "Table N") naming it; a table nested in a cell is that cell's
+text. A table of one row or one column is layout, not data: its cells stay paragraphs.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 
 from qa.errors import DocumentParseError
+from qa.ingest.office import table_paragraphs
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
 from qa.ingest.text import canonical_text
 from qa.scripts import WIDE
-from qa.types import Document
+from qa.types import Document, Place
 
 _DROP = frozenset(
     "script style noscript template nav header footer aside form svg iframe head title".split()
@@ -41,6 +47,19 @@ _NOTE_ID = re.compile(r"(\d+)\D*$")
 _MARKER_TEXT = re.compile(r"^\s*[\[(]?\s*(\d{1,3})\s*[\])]?\s*$")
 _BACKLINK = re.compile(r"^[\s↩↑^\ufe0e\ufe0f]*$")
 _TO_SUPER = str.maketrans("0123456789", SUPERSCRIPTS)
+
+
+@dataclass
+class _Table:
+    """The outermost open table: its rows of cells (each a list of text pieces) and caption."""
+
+    line: int
+    in_main: bool
+    rows: list[list[list[str]]] = field(default_factory=list)
+    row_lines: list[int] = field(default_factory=list)
+    caption: list[str] = field(default_factory=list)
+    in_caption: bool = False
+    nested: int = 0  # tables open inside a cell of this one
 
 
 @dataclass
@@ -74,11 +93,13 @@ class _Extractor(HTMLParser):
         self.level: int | None = None
         self.is_pre = False
         self.found: list[tuple[Paragraph, bool, bool]] = []  # paragraph, inside main, is a note
+        self.table: _Table | None = None
+        self.tables = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
         if tag in _VOID:
-            if tag == "br" and not self.drop:
+            if tag == "br" and not self.drop and not self._cell_text(" "):
                 self._break()
             return
         self._close_implied(tag)
@@ -90,6 +111,8 @@ class _Extractor(HTMLParser):
         if tag in _DROP or hidden or self.drop:
             record.drop = True
             self.drop += 1
+            return
+        if self._table_tag(tag, start=True):
             return
         if tag in ("main", "article"):
             record.main, self.saw_main = True, True
@@ -140,16 +163,103 @@ class _Extractor(HTMLParser):
             if record.tag == tag:
                 return
 
+    def _table_tag(self, tag: str, *, start: bool) -> bool:
+        """Table structure while a table is open; True when the tag was taken here."""
+        table = self.table
+        if tag == "table" and start:
+            if table is None:
+                self._flush()
+                line = self.getpos()[0]
+                self.table = _Table(line, self.main > 0)
+            else:
+                table.nested += 1
+                self._cell_text(" ")
+            return True
+        if table is None:
+            return False
+        if tag == "table":  # a closing tag
+            if table.nested:
+                table.nested -= 1
+            else:
+                self.table = None
+                self._emit_table(table)
+            return True
+        if table.nested:
+            if tag in ("td", "th", "tr", "br", "p", "div", "li"):
+                self._cell_text(" ")
+            return tag in ("td", "th", "tr")
+        if tag == "caption":
+            table.in_caption = start
+            return True
+        if tag == "tr" and start:
+            table.rows.append([])
+            table.row_lines.append(self.getpos()[0])
+            return True
+        if tag in ("td", "th") and start:
+            if not table.rows:
+                table.rows.append([])
+                table.row_lines.append(self.getpos()[0])
+            table.rows[-1].append([])
+            return True
+        if tag in ("br", "p", "div", "li") and (table.in_caption or _open_cell(table)):
+            self._cell_text(" ")  # a break inside a cell separates words, not rows
+        return tag in ("tr", "td", "th")
+
+    def _cell_text(self, text: str) -> bool:
+        """Send text to the open table's caption or current cell; False when none is open."""
+        table = self.table
+        if table is None:
+            return False
+        if table.in_caption:
+            table.caption.append(text)
+        elif (cell := _open_cell(table)) is not None:
+            cell.append(text)
+        return True
+
+    def _emit_table(self, table: _Table) -> None:
+        rows = [[_collapse("".join(cell)) for cell in row] for row in table.rows]
+        filled = [
+            (n, row, line)
+            for n, (row, line) in enumerate(zip(rows, table.row_lines, strict=True), 1)
+        ]
+        filled = [(n, row, line) for n, row, line in filled if any(row)]
+        caption = _collapse("".join(table.caption))
+        found: list[Paragraph] = []
+        if len(filled) >= 2 and max(len(row) for _, row, _ in filled) >= 2:
+            self.tables += 1
+            name = caption or f"Table {self.tables}"
+            lines = {n: line for n, _, line in filled}
+            found = [
+                replace(p, line=lines.get(p.place.row, table.line))
+                if p.place and p.place.row
+                else p
+                for p in table_paragraphs(
+                    [(n, row) for n, row, _ in filled],
+                    line=table.line,
+                    caption=caption or None,
+                    place=Place(table=name),
+                )
+            ]
+        else:  # layout: a row or a column of boxes, each cell a paragraph as before
+            if caption:
+                found.append(Paragraph(caption, table.line))
+            found.extend(Paragraph(cell, line) for _, row, line in filled for cell in row if cell)
+        self.found.extend((paragraph, table.in_main, False) for paragraph in found)
+
     def _close(self, record: _Open) -> None:
         if record.tag == "title":
             self.in_title = False
         if record.drop:
             self.drop -= 1
             return
+        if self._table_tag(record.tag, start=False):
+            return
         if record.tag == "sup" and self.sup is not None:
             text, self.sup = "".join(self.sup), None
             match = _MARKER_TEXT.match(text)
-            self.pieces.append(match.group(1).translate(_TO_SUPER) if match else text)
+            marker = match.group(1).translate(_TO_SUPER) if match else text
+            if not self._cell_text(marker):
+                self.pieces.append(marker)
         if record.tag == "a" and self.note is not None:
             anchor = "".join(self.pieces[record.text_from :])
             if record.href.startswith("#") and _BACKLINK.match(anchor):
@@ -178,6 +288,8 @@ class _Extractor(HTMLParser):
         if self.in_title:
             self.title.append(data)
         if self.drop:
+            return
+        if self.sup is None and self._cell_text(data):
             return
         if self.first_line is None and data.strip():
             start = len(data) - len(data.lstrip())
@@ -210,6 +322,10 @@ class _Extractor(HTMLParser):
             self.found.append((paragraph, self.in_main, self.note is not None))
         self.pieces, self.first_line, self.level, self.note = [], None, None, None
         self.is_pre = False
+
+
+def _open_cell(table: _Table) -> list[str] | None:
+    return table.rows[-1][-1] if table.rows and table.rows[-1] else None
 
 
 def _collapse(raw: str) -> str:

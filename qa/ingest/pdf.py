@@ -9,6 +9,12 @@ The title is the document information's ``/Title`` (unless it is a placeholder s
 reportlab's "untitled" or a file name such as "Microsoft Word - draft.docx"), else the first
 heading, else the ``doc_id``: never the opening words of a body paragraph. A text layer that
 does not look like text (``qa.ingest.quality``) is kept, with ``Document.warnings`` saying why.
+
+A page without a text layer (a scan) is read by OCR (``qa.ingest.ocr``) when its libraries are
+installed: its lines become boxes like a text layer's, go through the same running-head and
+paragraph handling, and each keeps its box on the page (``Document.boxes``, and a citation's
+``boxes``). The warnings name the pages read so, since OCR can misread; without the libraries,
+they name the pages left unread and the pip command.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
 from qa.errors import DocumentParseError
+from qa.ingest.ocr import Rect
 from qa.ingest.quality import text_layer_warnings
 from qa.ingest.structure import SUPERSCRIPTS, Paragraph, build_document
 from qa.scripts import WIDE, WIDE_WITHOUT_HANGUL
-from qa.types import Document
+from qa.types import Document, TextBox
 
 _CJK = re.compile(f"[{WIDE}]")
 _VIRTUAL_SPACE = "\x00"
@@ -61,6 +68,8 @@ _PLACEHOLDER_TITLE = re.compile(
 class _Box:
     lines: tuple[str, ...]
     edge: bool  # at the top or bottom of its page
+    # OCR'd lines only: each line's box (x0, top, x1, bottom; points from the top-left)
+    rects: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def text(self) -> str:
@@ -69,16 +78,27 @@ class _Box:
 
 def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash: str) -> Document:
     pages, unmapped = _extract(raw, source_path)
+    blank = [number for number, boxes in enumerate(pages, start=1) if not boxes]
+    ocr_notes: tuple[str, ...] = ()
+    if blank and not unmapped:
+        pages, ocr_notes = _with_ocr(raw, pages, blank)
     paragraphs: list[Paragraph] = []
+    scanned: list[tuple[int, _Box]] = []  # (line, box) of OCR'd paragraphs
     line = 1
     for number, boxes in enumerate(_drop_running(pages), start=1):
         for box in boxes:
             paragraphs.append(Paragraph(join_lines(box.lines), line, page=number))
+            if box.rects:
+                scanned.append((line, box))
             line += len(box.lines)
     if not paragraphs:
         reason = "no text layer (scanned PDF?)"
         if unmapped:
             reason = "text layer without Unicode mapping (fonts lack a ToUnicode map)"
+        elif ocr_notes and ocr_notes[0].startswith("OCR"):
+            reason = "no text layer (scanned PDF?), and OCR found no text on any page"
+        elif ocr_notes:
+            reason = f"no text layer (scanned PDF?); {ocr_notes[0]}"
         raise DocumentParseError(source_path, reason)
     document = build_document(
         paragraphs,
@@ -91,8 +111,70 @@ def read_pdf_document(raw: bytes, *, doc_id: str, source_path: str, content_hash
     return replace(
         document,
         title=_info_title(raw) or document.title,
-        warnings=text_layer_warnings(document.text, unmapped=unmapped),
+        warnings=text_layer_warnings(document.text, unmapped=unmapped) + ocr_notes,
+        boxes=scanned_boxes(document, [(line, box.lines, box.rects) for line, box in scanned]),
     )
+
+
+def _with_ocr(
+    raw: bytes, pages: list[list[_Box]], blank: list[int]
+) -> tuple[list[list[_Box]], tuple[str, ...]]:
+    """``pages`` with the blank ones read by OCR, and a warning saying which were."""
+    from qa.ingest import ocr
+
+    listed = _page_list(blank)
+    if not ocr.available():
+        return pages, (
+            f"{listed} without a text layer not read: OCR needs rapidocr-onnxruntime and "
+            "pypdfium2 (pip install rapidocr-onnxruntime pypdfium2)",
+        )
+    try:
+        found = ocr.ocr_pages(raw, blank)
+    except Exception as exc:  # pdfium or onnxruntime on a page pdfminer could read
+        return pages, (f"{listed} without a text layer: OCR failed ({exc or type(exc).__name__})",)
+    pages = list(pages)
+    for number, paragraphs in found.items():
+        top = min((p.lines[0].box[1] for p in paragraphs), default=0.0)
+        bottom = max((p.lines[-1].box[3] for p in paragraphs), default=0.0)
+        boxes: list[_Box] = []
+        for p in paragraphs:
+            kept = [(text, line.box) for line in p.lines if (text := _clean(line.text))]
+            if kept:
+                edge = p.edge or p.lines[0].box[1] <= top or p.lines[-1].box[3] >= bottom
+                boxes.append(_Box(tuple(t for t, _ in kept), edge, tuple(r for _, r in kept)))
+        pages[number - 1] = boxes
+    read = [n for n in blank if found.get(n)]
+    if not read:
+        return pages, (f"OCR found no text on {listed} without a text layer",)
+    return pages, (f"{_page_list(read)} read by OCR (no text layer): recognition can err",)
+
+
+def _page_list(numbers: list[int]) -> str:
+    return ("page " if len(numbers) == 1 else "pages ") + ", ".join(map(str, numbers))
+
+
+def scanned_boxes(
+    document: Document, scanned: list[tuple[int, tuple[str, ...], tuple[Rect, ...]]]
+) -> tuple[TextBox, ...]:
+    """Each OCR'd line's characters in the canonical text, with its page and box, from the
+    OCR'd paragraphs as ``(first line number, lines, their boxes)``.
+
+    A paragraph is one piece of the canonical text, found by its first line number
+    (``line_runs`` maps piece starts to lines); line k starts where joining lines 0..k ends
+    less line k's own length (``join_lines`` only ever drops a hyphen or adds a space before).
+    """
+    starts = {line: offset for offset, line in document.line_runs}
+    found: list[TextBox] = []
+    for line, lines, rects in scanned:
+        offset = starts.get(line)
+        if offset is None:
+            continue
+        page = document.page_of(offset) or 0
+        for k, (text, rect) in enumerate(zip(lines, rects, strict=True)):
+            end = offset + len(join_lines(lines[: k + 1]))
+            if document.text[end - len(text) : end] == text:
+                found.append(TextBox(end - len(text), end, page, *rect))
+    return tuple(sorted(found, key=lambda b: b.char_start))
 
 
 def _info_title(raw: bytes) -> str:

@@ -10,7 +10,11 @@ page); this module decides what each paragraph is and assembles the canonical te
 - a body paragraph that stops mid-sentence where a page ends (footnote block or page boundary
   in between) is joined with its continuation, so chunks hold whole sentences;
 - a news page's dateline, author line, editorial boilerplate, "more reports" list and related
-  stories become their own labelled blocks, never part of the article body.
+  stories become their own labelled blocks, never part of the article body;
+- a table's caption and rows (a ``Paragraph`` whose ``place`` names a table or a row) are a
+  ``table`` block of their own, never classified as headings or notes: a row that starts with
+  "1" and holds a year is data, not footnote 1. Each table is its own block, so no passage
+  mixes two tables or a table and the prose around it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qa.types import Block, Document, Footnote, Heading
+from qa.types import Block, Document, Footnote, Heading, Place
 
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 _SUPER_TO_DIGIT = str.maketrans(SUPERSCRIPTS, "0123456789")
@@ -52,6 +56,12 @@ _MAX_HEADING_CHARS = 60
 _MAX_SUBHEAD_CHARS = 25
 
 
+# Formats whose readers mark every note themselves (a superscript marker, a ``¹ …`` definition):
+# there a paragraph opening with a plain number ("1 million tonnes in 2025") is text, never a
+# note definition guessed from its numbering, as it must be for text files and PDFs.
+MARKED_NOTES = frozenset({"docx", "pptx", "odt", "xlsx", "csv"})
+
+
 @dataclass(frozen=True)
 class Paragraph:
     """One paragraph as a reader found it; ``level`` is set when the format marks a heading."""
@@ -60,6 +70,15 @@ class Paragraph:
     line: int
     page: int | None = None
     level: int | None = None
+    place: Place | None = None  # slide, sheet, table, row (formats without pages)
+
+    @property
+    def in_table(self) -> bool:
+        """A table's caption or one of its rows (a heading that names a sheet is not)."""
+        place = self.place
+        return bool(
+            place and self.level is None and (place.row is not None or place.table is not None)
+        )
 
 
 @dataclass
@@ -101,14 +120,21 @@ def build_document(
     heading of any level, else the ``doc_id`` (never the opening of a body paragraph)."""
     # Only plain text needs subheads guessed; Markdown, HTML and PDF mark theirs (or have
     # captions and list items that merely look like one).
-    items = _classify(paragraphs, markdown=markdown, guess_subheads=format == "text")
+    items = _classify(
+        paragraphs,
+        markdown=markdown,
+        guess_subheads=format == "text",
+        plain_notes=format not in MARKED_NOTES,
+    )
     if not markdown:  # Markdown has no pages: a definition between paragraphs is authored there
         items = _join_page_breaks(items)
     _assign_sections(items)
     return _assemble(items, doc_id, source_path, content_hash, format, title_from_body)
 
 
-def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool) -> list[_Item]:
+def _classify(
+    paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bool, plain_notes: bool = True
+) -> list[_Item]:
     items: list[_Item] = []
     next_note = 1
     trailing: str | None = None  # once a "more reports"/"related" list starts, it runs to the end
@@ -123,8 +149,11 @@ def _classify(paragraphs: list[Paragraph], *, markdown: bool, guess_subheads: bo
         if trailing:
             items.append(_Item(trailing, [para]))
             continue
+        if para.in_table:
+            items.append(_Item("table", [para]))
+            continue
         # A heading the format marks ("## 1 Overview (2024)") is never a footnote definition.
-        note = None if para.level else _footnote_number(text, next_note)
+        note = None if para.level else _footnote_number(text, next_note, plain=plain_notes)
         if note is not None:
             items.append(_Item("note", [para], note=note))
             next_note = note + 1
@@ -169,9 +198,11 @@ def _split_names(names: str) -> list[str]:
     return [name for name in re.split(r"[、，,]", names) if name]
 
 
-def _footnote_number(text: str, expected: int) -> int | None:
+def _footnote_number(text: str, expected: int, *, plain: bool = True) -> int | None:
+    """The note a paragraph defines: ``¹ …``, ``[^1]: …``, or (``plain``) ``1 …`` that looks
+    like one and continues the numbering."""
     match = _NOTE_DEF.match(text)
-    if not match or match.end() == len(text):
+    if not match or match.end() == len(text) or (match.group("num") and not plain):
         return None
     if match.group("sup"):
         return int(match.group("sup").translate(_SUPER_TO_DIGIT))
@@ -236,7 +267,7 @@ def _assign_sections(items: list[_Item]) -> None:
         item.section = section
         if item.kind == "author" and author_section is None:
             author_section = section
-        if item.kind in ("body", "author"):
+        if item.kind in ("body", "author", "table"):
             for piece in item.pieces:
                 for _, n in find_markers(piece.text):
                     first_marker.setdefault(n, section)
@@ -282,6 +313,8 @@ def _assemble(
     headings: list[Heading] = []
     footnotes: list[Footnote] = []
     markers: list[tuple[int, int]] = []
+    places: list[tuple[int, Place]] = []
+    last_table: tuple[str | None, str | None] | None = None
     for position, index in enumerate(order):
         item = items[index]
         if position:
@@ -296,12 +329,18 @@ def _assemble(
             line_runs.append((offset, piece.line))
             if piece.page is not None and (not page_runs or page_runs[-1][1] != piece.page):
                 page_runs.append((offset, piece.page))
-            if item.kind in ("body", "author"):
+            place = piece.place or _NOWHERE
+            if (places and places[-1][1] != place) or (not places and place != _NOWHERE):
+                places.append((offset, place))
+            if item.kind in ("body", "author", "table"):
                 markers.extend((offset + o, n) for o, n in find_markers(piece.text))
             text_parts.append(piece.text)
             offset += len(piece.text)
         kind = _block_kind(item)
-        if blocks and blocks[-1].kind == kind:
+        table = _table_of(item) if kind == "table" else None
+        same_table = kind != "table" or table == last_table
+        last_table = table
+        if blocks and blocks[-1].kind == kind and same_table:
             blocks[-1] = Block(kind, blocks[-1].char_start, offset)
         else:
             blocks.append(Block(kind, start, offset))
@@ -326,7 +365,17 @@ def _assemble(
         markers=tuple(markers),
         line_runs=tuple(line_runs),
         page_runs=tuple(page_runs),
+        places=tuple(places),
     )
+
+
+_NOWHERE = Place()
+
+
+def _table_of(item: _Item) -> tuple[str | None, str | None]:
+    """Which table an item belongs to: (sheet, table); a new one starts a new block."""
+    place = item.pieces[0].place or _NOWHERE
+    return place.sheet, place.table
 
 
 def _block_kind(item: _Item) -> str:
