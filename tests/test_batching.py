@@ -1,0 +1,93 @@
+"""Dynamic batching of questions (qa.embed.batching): callers that arrive together share one
+encoder call and each gets the vector it would have got alone; a lone caller is not held."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from qa.embed import Embedder, Vectors
+from qa.embed.batching import QueryBatcher
+
+QUESTIONS = [
+    "日本對中國稀土的依賴程度有多高？",
+    "日本对中国稀土的依赖程度有多高？",
+    "How dependent is Japan on rare earths from China?",
+    "日本は中国産レアアースへの依存度がどのくらい高いですか。",
+    "<script>alert(1)</script>",
+    "😀 稀土",
+    "Who acquired U.S. Steel?",
+    "台積電在熊本的工廠何時量產？",
+]
+
+
+def _wait_for(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_callers_arriving_together_share_one_batch_and_get_their_own_vectors(
+    use_embedder: Embedder,
+) -> None:
+    alone = np.vstack([use_embedder.encode_queries([q]) for q in QUESTIONS])
+    lock = threading.Lock()
+    batcher = QueryBatcher(use_embedder, lock=lock)
+    with ThreadPoolExecutor(max_workers=len(QUESTIONS)) as pool:
+        with lock:  # the compute lock is busy (a FAISS search, say) while they all arrive
+            futures = [pool.submit(batcher.encode_queries, [q]) for q in QUESTIONS]
+            _wait_for(lambda: batcher.waiting == len(QUESTIONS))
+        together = np.vstack([f.result(timeout=30) for f in futures])
+    assert batcher.batches == 1 and batcher.texts == len(QUESTIONS)
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    assert (together * alone).sum(axis=1).min() > 0.99999
+
+
+def test_unsynchronised_callers_get_their_own_vectors(use_embedder: Embedder) -> None:
+    alone = {q: use_embedder.encode_queries([q])[0] for q in QUESTIONS}
+    batcher = QueryBatcher(use_embedder)
+    asked = [QUESTIONS[k % len(QUESTIONS)] for k in range(64)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(lambda q: batcher.encode_queries([q])[0], asked))
+    for question, vector in zip(asked, got, strict=True):
+        np.testing.assert_allclose(vector, alone[question], atol=1e-6)
+    assert batcher.texts == 64 and 1 <= batcher.batches <= 64
+
+
+def test_a_lone_caller_is_encoded_at_once_with_its_own_texts(use_embedder: Embedder) -> None:
+    batcher = QueryBatcher(use_embedder)
+    two = batcher.encode_queries(QUESTIONS[:2])
+    np.testing.assert_allclose(two, use_embedder.encode_queries(QUESTIONS[:2]), atol=1e-6)
+    assert batcher.encode_queries([]).shape == (0, 512)
+    assert batcher.batches == 2 and batcher.waiting == 0
+
+
+class _Failing:
+    model_id = "failing"
+    dimension = 4
+
+    def encode_queries(self, texts: list[str]) -> Vectors:
+        raise ValueError(f"cannot encode {len(texts)}")
+
+    def encode_passages(self, texts: list[str]) -> Vectors:
+        raise ValueError("never called")
+
+
+def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_runs() -> None:
+    lock = threading.Lock()
+    batcher = QueryBatcher(_Failing(), lock=lock)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        with lock:
+            futures = [pool.submit(batcher.encode_queries, [str(k)]) for k in range(3)]
+            _wait_for(lambda: batcher.waiting == 3)
+        for future in futures:
+            with pytest.raises(ValueError, match="cannot encode 3"):
+                future.result(timeout=10)
+    with pytest.raises(ValueError, match="cannot encode 1"):
+        batcher.encode_queries(["again"])
+    assert batcher.waiting == 0 and batcher.batches == 2
