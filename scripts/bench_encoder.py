@@ -16,6 +16,9 @@ one busy core (``python -c 'while True: pass'``):
   them per call as ingest passes them, no chunk twice (the new encoder's stored token rows fill
   as they would in an ingest), calls alternating old/new; chunks/s from the median call.
 
+Then questions through ``qa.embed.batching`` (``--clients`` threads at once, one compute lock):
+a lone question direct vs via the batcher, and questions/s one per call vs batched.
+
 The smallest cosine of new against old over 50 questions and 50 chunks is printed too. Prints
 one markdown block; ``--json PATH`` writes the same numbers.
 
@@ -31,8 +34,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import threads as compute_threads  # noqa: E402
 from qa.embed import normalize_rows  # noqa: E402
+from qa.embed.batching import QueryBatcher  # noqa: E402
 from qa.embed.use import UniversalSentenceEncoder  # noqa: E402
 
 DEFAULT_DRCD = ROOT.parent / "shared" / "benchmarks" / "drcd" / "DRCD_dev.json"
@@ -141,6 +147,47 @@ def measure(
     }
 
 
+def measure_batching(
+    embedder: UniversalSentenceEncoder, questions: list[str], clients: int
+) -> dict[str, Any]:
+    """The new encoder alone vs through ``QueryBatcher``: one caller at a time (the batcher's
+    cost to a lone question), then ``clients`` threads asking every question between them, each
+    call under one compute lock as the retriever makes it (before: one question per call)."""
+    lock = threading.Lock()
+    batcher = QueryBatcher(embedder, lock=lock)
+    direct: list[float] = []
+    batched: list[float] = []
+    for text in questions:
+        t0 = time.perf_counter()
+        with lock:
+            embedder.encode_queries([text])
+        t1 = time.perf_counter()
+        batcher.encode_queries([text])
+        t2 = time.perf_counter()
+        direct.append(t1 - t0)
+        batched.append(t2 - t1)
+
+    def serial(text: str) -> None:
+        with lock:
+            embedder.encode_queries([text])
+
+    rates = {}
+    for name, ask in (
+        ("one_per_call", serial),
+        ("batched", lambda text: batcher.encode_queries([text])),
+    ):
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(ask, questions))
+            rates[name] = round(len(questions) / (time.perf_counter() - t0), 1)
+    return {
+        "lone_question_ms": {"direct": median_ms(direct), "batcher": median_ms(batched)},
+        "clients": clients,
+        "questions_per_s": rates,
+        "mean_batch": round((batcher.texts - texts) / max(1, batcher.batches - batches), 2),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--drcd", type=Path, default=DEFAULT_DRCD, help="DRCD_dev.json")
@@ -148,6 +195,7 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=32, help="chunks per encode call")
     p.add_argument("--calls", type=int, default=12, help="passage calls timed, each way")
     p.add_argument("--chunk-tokens", type=int, default=300)
+    p.add_argument("--clients", type=int, default=8, help="threads asking at once")
     p.add_argument("--no-busy", action="store_true", help="skip the busy-core run")
     p.add_argument("--json", type=Path, help="write the numbers here too")
     args = p.parse_args()
@@ -182,10 +230,12 @@ def main() -> None:
         "chunks_per_call": args.chunks,
         "min_cosine_new_vs_old": round(cosine, 7),
         "idle": measure(old, new, questions, chunks, args.calls, args.chunks),
+        "idle_batching": measure_batching(ours, questions, args.clients),
     }
     if not args.no_busy:
         with busy_core(True):
             result["busy"] = measure(old, new, questions, chunks, args.calls, args.chunks)
+            result["busy_batching"] = measure_batching(ours, questions, args.clients)
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
@@ -210,6 +260,24 @@ def render(r: dict[str, Any]) -> str:
             f"| {load} | {m['question_ms']['old']} | {m['question_ms']['new']} | "
             f"{m['question_ratio_old_over_new']} | {m['passages_chunks_per_s']['old']} | "
             f"{m['passages_chunks_per_s']['new']} | {m['passages_ratio_new_over_old']} |"
+        )
+    lines += [
+        "",
+        f"Questions through qa.embed.batching ({r['idle_batching']['clients']} client threads, "
+        "one compute lock):",
+        "",
+        "| load | lone question ms direct | via batcher | questions/s one per call | batched "
+        "| mean batch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for load in ("idle", "busy"):
+        if f"{load}_batching" not in r:
+            continue
+        b = r[f"{load}_batching"]
+        lines.append(
+            f"| {load} | {b['lone_question_ms']['direct']} | {b['lone_question_ms']['batcher']} | "
+            f"{b['questions_per_s']['one_per_call']} | {b['questions_per_s']['batched']} | "
+            f"{b['mean_batch']} |"
         )
     return "\n".join(lines)
 
