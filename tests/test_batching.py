@@ -6,12 +6,16 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qa.config import Settings
 from qa.embed import Embedder, Vectors
 from qa.embed.batching import QueryBatcher
+from qa.embed.hashing import HashingEmbedder
+from qa.service import ingest, open_retriever
 
 QUESTIONS = [
     "日本對中國稀土的依賴程度有多高？",
@@ -91,3 +95,33 @@ def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_runs() -> No
     with pytest.raises(ValueError, match="cannot encode 1"):
         batcher.encode_queries(["again"])
     assert batcher.waiting == 0 and batcher.batches == 2
+
+
+def test_concurrent_searches_rank_as_they_do_alone(small_corpus: Path, tmp_path: Path) -> None:
+    """The retriever's questions go through its batcher: answers under concurrency are the
+    answers one at a time, and every dense question was encoded exactly once."""
+    settings = Settings(
+        corpus_dir=small_corpus, index_dir=tmp_path / "index", embed_model="hash:64"
+    )
+    embedder = HashingEmbedder(64)
+    ingest(settings, embedder=embedder, strict=True)
+    retriever = open_retriever(settings, embedder)
+    asked = [
+        ("日本對中國的稀土依賴高嗎？", "hybrid"),
+        ("Who bought U.S. Steel?", "dense"),
+        ("レアアースの調達先", "hybrid"),
+        ("南鳥島", "lexical"),
+    ] * 6
+
+    def ranked(question_mode: tuple[str, str]) -> list[tuple[str, float]]:
+        question, mode = question_mode
+        hits = retriever.search(question, top_k=3, mode=mode).hits  # type: ignore[arg-type]
+        return [(hit.text, round(hit.score, 6)) for hit in hits]
+
+    alone = [ranked(item) for item in asked]
+    before = retriever._questions.texts
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(ranked, asked))
+    assert together == alone
+    assert all(alone)  # each question found something
+    assert retriever._questions.texts - before == sum(mode != "lexical" for _, mode in asked)
