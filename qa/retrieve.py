@@ -17,6 +17,7 @@ from qa.answerable import QUANTITY_PASSAGES, asked_quantities, judge, quantity_i
 from qa.chunk import sentence_spans
 from qa.crosslingual import Expander
 from qa.embed import Embedder
+from qa.embed.batching import QueryBatcher
 from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.lexicon import mine_lexicon
 from qa.passages import JOIN_WINDOW, Joined, citation_for, context_around
@@ -188,6 +189,8 @@ class Retriever:
     ) -> None:
         self.index = index
         self.embedder = embedder
+        # Questions asked at once share one encoder batch, computed under _COMPUTE.
+        self._questions = QueryBatcher(embedder, lock=_COMPUTE)
         self.settings = settings or RetrievalSettings()
         self._expander: Expander | None = None
         self._expander_lock = threading.Lock()
@@ -363,11 +366,11 @@ class Retriever:
         terms, and its translations when a lexical ranking runs."""
         vector = None
         if mode in ("dense", "hybrid") and self.index.chunks and (allowed is None or len(allowed)):
-            with _COMPUTE:  # one BLAS/FAISS user at a time: its threads already fill the cores
-                apply_thread_limits()  # QA_THREADS, in this thread too (qa.threads)
-                tick = time.perf_counter()
-                vector = self.embedder.encode_queries([question])[0]
-                timings["embed"] = (time.perf_counter() - tick) * 1000
+            # Under _COMPUTE, one BLAS/FAISS user at a time (its threads already fill the
+            # cores), with the questions that arrive meanwhile; the wait is part of "embed".
+            tick = time.perf_counter()
+            vector = self._questions.encode_queries([question])[0]
+            timings["embed"] = (time.perf_counter() - tick) * 1000
         tick = time.perf_counter()
         expander = self._expansion() if mode in ("lexical", "hybrid") else None
         query = analyze_query(question, expander, vector)
