@@ -418,6 +418,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         evaluate_gold,
         format_report,
         json_report,
+        load_gold,
         write_report,
         write_run_files,
     )
@@ -450,13 +451,17 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         if args.write_baseline and args.fusion:
             raise ConfigError("--write-baseline stores the default settings; drop --fusion")
         gold = args.gold or settings.gold_path
-        report = evaluate_gold(
-            open_retriever(settings, retrieval=retrieval),
-            gold,
-            args.modes,
-            split=args.split,
-            stat_test=stat_test,
-        )
+        retriever = open_retriever(settings, retrieval=retrieval)
+        report = evaluate_gold(retriever, gold, args.modes, split=args.split, stat_test=stat_test)
+        named = {q.doc_id for q in load_gold(gold) if q.doc_id}
+        others = sorted(set(retriever.index.documents) - named)
+        if named and others:
+            print(
+                f"warning: the index holds {len(others)} documents no gold question names "
+                f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): they compete "
+                "for every question, so the scores are not the gold set's alone",
+                file=sys.stderr,
+            )
     if args.fusion:
         report = report.with_fusion(retrieval.flat())
     print(json_report(report) if args.json else format_report(report))

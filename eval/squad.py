@@ -594,13 +594,11 @@ def evaluate_squad(
     tests = paired_tests(qrels, runs, ids, pairs)
     if out is not None:
         write_runs(out / squad.name, outcomes, qrels_of(outcomes))
+    if out is not None:
+        plot_reliability(reliability_rows(outcomes, ids, left_out), out / squad.name)
     known = {a.doc_id for a in squad.articles}
     extra = sum(1 for doc_id in retriever.index.documents if doc_id not in known)
-    main = outcomes.get("hybrid") or next(iter(outcomes.values()))
-    _, reliability = expected_calibration_error(
-        [main.confidence.get(q, 0.0) for q in ids] + [c for _, c, _ in left_out],
-        [main.answer_hit.get(q, False) for q in ids] + [False for _ in left_out],
-    )
+    _, reliability = expected_calibration_error(*reliability_rows(outcomes, ids, left_out))
     return CaseReport(
         squad.name,
         len(squad.articles),
@@ -612,6 +610,50 @@ def evaluate_squad(
         tuple(reliability),
         extra,
     )
+
+
+def reliability_rows(
+    outcomes: Mapping[str, ModeOutcome],
+    ids: Sequence[str],
+    left_out: Sequence[tuple[bool, float, bool]],
+) -> tuple[list[float], list[bool]]:
+    """Hybrid's (confidence, answer held) for every question, the left-out ones included."""
+    main = outcomes.get("hybrid") or next(iter(outcomes.values()))
+    confidence = [main.confidence.get(q, 0.0) for q in ids] + [c for _, c, _ in left_out]
+    held = [main.answer_hit.get(q, False) for q in ids] + [False for _ in left_out]
+    return confidence, held
+
+
+def plot_reliability(rows: tuple[list[float], list[bool]], folder: Path) -> Path:
+    """``reliability.png``: accuracy against mean confidence per bin (the diagonal is perfect
+    calibration), bin sizes as marker areas; drawn with the Agg backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ece, table = expected_calibration_error(*rows)
+    figure = Figure(figsize=(4.8, 4.8), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    if table:
+        total = sum(n for _, _, n in table)
+        axes.scatter(
+            [c for c, _, _ in table],
+            [a for _, a, _ in table],
+            s=[20 + 400 * n / total for _, _, n in table],
+        )
+        axes.plot([c for c, _, _ in table], [a for _, a, _ in table])
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence (bin mean)")
+    axes.set_ylabel("share of answers that hold the answer")
+    axes.set_title(f"{folder.name}: ECE {ece:.3f}")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "reliability.png"
+    figure.savefig(path, format="png")
+    return path
 
 
 # The dev suite of ``../shared/benchmarks`` (its README): case -> (articles, questions, convert).

@@ -22,7 +22,7 @@ from qa.errors import ConfigError, DocumentNotFoundError, InvalidQueryError
 from qa.lexicon import mine_lexicon
 from qa.passages import JOIN_WINDOW, Joined, citation_for, context_around
 from qa.query import analyze_query
-from qa.scripts import Script, corpus_script, has_kana, same_script
+from qa.scripts import Script, corpus_script, has_kana, same_script, shares_characters
 from qa.store import Store
 from qa.threads import apply as apply_thread_limits
 from qa.types import (
@@ -257,7 +257,7 @@ class Retriever:
             signals.best_similarity,
             self._coverage(query, signals.ranked[:3]),
             quantity_stated,
-            cross_script=not same_script(query.script, self.corpus_script),
+            cross_script=not shares_characters(query.script, self.corpus_script),
         )
         unstated = () if quantity_stated is not False else tuple(q.name for q in asked)
         took_ms = (time.perf_counter() - started) * 1000

@@ -98,6 +98,13 @@ def same_script(question: Script, corpus: Script) -> bool:
     return question == corpus or (question == "han" and corpus == "kana")
 
 
+def shares_characters(question: Script, corpus: Script) -> bool:
+    """Can any of the question's characters occur in the corpus's words? Within one script,
+    and between Chinese and Japanese (kanji are Han characters); not across Latin, Han and
+    Hangul, where only a multilingual model connects the two."""
+    return same_script(question, corpus) or {question, corpus} <= {"han", "kana"}
+
+
 def has_kana(text: str) -> bool:
     return _PATTERNS["kana"].search(text) is not None
 

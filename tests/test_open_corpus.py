@@ -13,7 +13,7 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.language import question_language
 from qa.retrieve import FusionSettings, Retriever
-from qa.scripts import corpus_script, script_of
+from qa.scripts import corpus_script, script_of, shares_characters
 from qa.service import ingest, open_retriever
 from qa.types import Query
 
@@ -135,6 +135,13 @@ def test_the_corpus_script_is_read_from_its_text() -> None:
     assert corpus_script(["12345 !!!"]) == "other"
 
 
+def test_only_scripts_without_shared_characters_cross() -> None:
+    assert shares_characters("kana", "han") and shares_characters("han", "kana")
+    assert shares_characters("latin", "latin")
+    assert not shares_characters("latin", "han") and not shares_characters("han", "latin")
+    assert not shares_characters("hangul", "han")
+
+
 def test_the_middle_dot_does_not_make_a_question_japanese() -> None:
     assert script_of("唐納・川普何時就任？") == "han"
     assert question_language("唐納・川普何時就任？") == "zh-Hant"
@@ -154,6 +161,11 @@ def test_the_middle_dot_does_not_make_a_question_japanese() -> None:
         "₹300 crore were allocated.",
     ],
 )
+def test_a_date_is_not_a_share() -> None:
+    percent = next(q for q in QUANTITIES if q.name == "percent")
+    assert not percent.stated.search("發布於 2025/05，藥價議題持續發酵")
+
+
 def test_money_is_recognised_in_every_currency_and_language(passage: str) -> None:
     money = next(q for q in QUANTITIES if q.name == "money")
     assert money.stated.search(passage)

@@ -192,6 +192,7 @@ def test_squad_end_to_end_writes_runs_qrels_and_tests_against_a_saved_run(
     assert modes["lexical"].r5 == 1.0
     assert modes["hybrid"].r1 >= 5 / 6
     assert report.extra_documents == 0
+    assert (out / "mini" / "reliability.png").read_bytes().startswith(b"\x89PNG")
     qrels_lines = (out / "mini" / "qrels.trec").read_text("utf-8").splitlines()
     assert qrels_lines and all(len(line.split()) == 4 for line in qrels_lines)
     run, qrels = read_saved(out / "mini", "hybrid")
