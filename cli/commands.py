@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from eval.squad import CONVERSIONS, SUITE
 from qa.config import MAX_WORKERS, Settings
 from qa.errors import ConfigError, QAError
-from qa.retrieve import MAX_TOP_K, retrieval_settings
+from qa.retrieve import MAX_TOP_K, RetrievalSettings, retrieval_settings
 from qa.serialize import search_result_json
 from qa.service import IngestOutcome, IngestPlan, ingest, open_retriever
 from qa.types import SEARCH_MODES
@@ -286,7 +286,7 @@ class _ProgressBar:
             bar.close()
 
 
-def _eval_squad(args: argparse.Namespace, settings: Settings) -> int:
+def _eval_squad(args: argparse.Namespace, settings: Settings, retrieval: RetrievalSettings) -> int:
     """``qa eval --squad FILE`` or ``--suite DIR``: open-corpus benchmarks (``eval.squad``)."""
     from eval.squad import evaluate_squad, format_cases, load_squad, suite_case
 
@@ -315,7 +315,7 @@ def _eval_squad(args: argparse.Namespace, settings: Settings) -> int:
                     out=args.out,
                     against=args.against,
                     unanswerable=args.unanswerable,
-                    retrieval=retrieval_settings(args.fusion),
+                    retrieval=retrieval,
                     progress=progress,
                 )
             )
@@ -427,7 +427,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     stat_test = None if args.compare == "none" else args.compare
     retrieval = retrieval_settings(args.fusion)
     if args.squad or args.suite:
-        return _eval_squad(args, settings)
+        return _eval_squad(args, settings, retrieval)
     report: Report
     if args.beir:
         if args.write_baseline or args.split != "all":
