@@ -10,9 +10,10 @@ from collections.abc import Iterable
 
 def holds_evidence(evidence: Iterable[str], texts: Iterable[str]) -> bool:
     """Does any of ``texts`` contain any non-blank evidence string, whitespace ignored?"""
-    needles = [_compact(e) for e in evidence if e.strip()]
-    return bool(needles) and any(n in c for c in map(_compact, texts) for n in needles)
+    needles = [compact(e) for e in evidence if e.strip()]
+    return bool(needles) and any(n in c for c in map(compact, texts) for n in needles)
 
 
-def _compact(text: str) -> str:
+def compact(text: str) -> str:
+    """``text`` with every whitespace character removed."""
     return "".join(text.split())

